@@ -1,0 +1,25 @@
+/* layer 4: the command table's interface.  One cmd_*.c per command. */
+#ifndef SSHBOX_CMD_H
+#define SSHBOX_CMD_H
+
+#include "config.h"
+
+struct cmd_ctx {
+	const char *config_path;  /* --config, or NULL */
+	struct config *cfg;       /* loaded before the command runs */
+	int json;                 /* --json given */
+};
+
+/* Each returns the process exit code (enum sb_exit).  argv[0] is the
+ * command's own name ("fernet", "key", ...). */
+int cmd_fernet(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_key(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_sandbox(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
+
+/* "sshbox: error: <msg>" on stderr (one line). */
+void cmd_print_error(const struct sb_error *e);
+
+#endif
