@@ -13,6 +13,13 @@ void buf_init(struct buf *b, size_t max)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	b->max = max;
+	b->secret = 0;
+}
+
+void buf_init_secret(struct buf *b, size_t max)
+{
+	buf_init(b, max);
+	b->secret = 1;
 }
 
 int buf_reserve(struct buf *b, size_t extra)
@@ -30,9 +37,20 @@ int buf_reserve(struct buf *b, size_t extra)
 	ncap = b->cap ? b->cap : 64;
 	while (ncap < need)
 		ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-	n = realloc(b->data, ncap);
-	if (!n)
-		return SB_ERR_NOMEM;
+	if (b->secret) {
+		n = malloc(ncap);
+		if (!n)
+			return SB_ERR_NOMEM;
+		if (b->data) {
+			memcpy(n, b->data, b->len + 1);
+			secret_wipe(b->data, b->cap);
+			free(b->data);
+		}
+	} else {
+		n = realloc(b->data, ncap);
+		if (!n)
+			return SB_ERR_NOMEM;
+	}
 	b->data = n;
 	b->cap = ncap;
 	return 0;
@@ -116,6 +134,8 @@ const char *buf_cstr(const struct buf *b)
 
 void buf_release(struct buf *b)
 {
+	if (b->secret && b->data)
+		secret_wipe(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;

@@ -14,10 +14,13 @@ struct buf {
 	size_t len;
 	size_t cap;
 	size_t max;   /* 0 = no bound beyond memory */
+	int secret;   /* growth copies and wipes the old block; release wipes */
 };
-#define BUF_INIT { NULL, 0, 0, 0 }
+#define BUF_INIT { NULL, 0, 0, 0, 0 }
 
 void buf_init(struct buf *b, size_t max);
+/* A buffer for secrets: no stale copies are left behind by growth. */
+void buf_init_secret(struct buf *b, size_t max);
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_puts(struct buf *b, const char *s);

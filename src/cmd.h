@@ -21,5 +21,8 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 
 /* "sshbox: error: <msg>" on stderr (one line). */
 void cmd_print_error(const struct sb_error *e);
+/* Append s as a JSON string (for --json output). */
+struct buf;
+void cmd_json_string(struct buf *out, const char *s);
 
 #endif

@@ -1,0 +1,32 @@
+/* layer 2: ssh-agent processes and loading keys into them.
+ *
+ * Keys reach an agent only through `ssh-add -` on a pipe; the plaintext
+ * never touches disk or argv.  ssh-add runs in its own session (no
+ * controlling tty) with SSH_ASKPASS_REQUIRE=never, so it can never prompt. */
+#ifndef SSHBOX_AGENT_H
+#define SSHBOX_AGENT_H
+
+#include <stddef.h>
+
+#include "child.h"
+#include "err.h"
+
+struct agent {
+	struct child proc;
+	char *sock;
+};
+#define AGENT_INIT { CHILD_INIT, NULL }
+
+/* Start `ssh-agent -D -a sock` (a stale socket file is removed first) and
+ * wait until it accepts connections. */
+int agent_start(struct agent *a, const char *sock, struct sb_error *e);
+/* SIGTERM (the agent removes its socket), reap, unlink as a backstop. */
+void agent_stop(struct agent *a);
+/* Load a private key; lifetime_s 0 = no lifetime. */
+int agent_add_key(const char *sock, const char *key, size_t key_len, int lifetime_s, struct sb_error *e);
+/* Does the agent at sock answer and hold the key whose public line (type
+ * and base64, comment ignored) is pub?  *has_key = 0/1.  An agent that does
+ * not answer is an error. */
+int agent_has_key(const char *sock, const char *pub, int *has_key, struct sb_error *e);
+
+#endif

@@ -1,0 +1,90 @@
+/* sshbox run: one job, spec on stdin, NDJSON events on stdout. */
+#include "cmd.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "events.h"
+#include "fsutil.h"
+#include "job.h"
+#include "jobspec.h"
+#include "log.h"
+
+static int spec_error(struct events *ev, const struct jobspec *spec, const struct sb_error *e, int code)
+{
+	struct buf b = BUF_INIT;
+
+	if (spec->job_id)
+		events_set_job_id(ev, spec->job_id);
+	events_begin(ev, &b, "sshbox.result");
+	events_str(&b, "status", "error");
+	events_int(&b, "exit_code", code);
+	events_null(&b, "sandbox");
+	events_null(&b, "session_id");
+	events_null(&b, "total_cost_usd");
+	events_null(&b, "num_turns");
+	events_int(&b, "duration_ms", 0);
+	events_str(&b, "error", e->msg);
+	events_end(ev, &b);
+	events_flush(ev, 1);
+	buf_release(&b);
+	cmd_print_error(e);
+	return code;
+}
+
+int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct jobspec spec = JOBSPEC_INIT;
+	struct events ev;
+	struct buf input;
+	sigset_t mask;
+	int sigfd = -1, rc, r;
+
+	(void)argv;
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0)) {
+		sb_error_set(&e, SB_ERR_USAGE, "'run' takes no arguments: the job spec comes on standard input");
+		cmd_print_error(&e);
+		return SB_EXIT_USAGE;
+	}
+	/* Signals become events of the job loop; they are blocked from here on
+	 * so a SIGTERM while we set up is not lost. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0) {
+		sb_error_set(&e, SB_ERR_IO, "signalfd failed");
+		cmd_print_error(&e);
+		return SB_EXIT_SOFTWARE;
+	}
+	events_init(&ev, STDOUT_FILENO);
+	buf_init_secret(&input, JOBSPEC_MAX_BYTES);
+	r = fs_read_fd(STDIN_FILENO, &input, JOBSPEC_MAX_BYTES, &e);
+	if (r) {
+		if (r == SB_ERR_TOOBIG)
+			sb_error_set(&e, SB_ERR_USAGE, "invalid job spec: larger than %d bytes", JOBSPEC_MAX_BYTES);
+		rc = spec_error(&ev, &spec, &e, SB_EXIT_USAGE);
+		goto out;
+	}
+	r = jobspec_parse(&spec, input.data ? input.data : "", input.len, ctx->cfg, &e);
+	buf_release(&input);   /* wiped: it held the prompt and secrets */
+	if (r) {
+		rc = spec_error(&ev, &spec, &e, SB_EXIT_USAGE);
+		goto out;
+	}
+	events_set_job_id(&ev, spec.job_id);
+	rc = job_run(ctx->cfg, &spec, &ev, sigfd);
+out:
+	buf_release(&input);
+	jobspec_release(&spec);
+	events_release(&ev);
+	close(sigfd);
+	return rc;
+}

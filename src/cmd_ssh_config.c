@@ -1,0 +1,47 @@
+/* sshbox ssh-config: write the ssh_config used for everything, print its path. */
+#include "cmd.h"
+
+#include <stdio.h>
+
+#include "buf.h"
+#include "kv.h"
+#include "paths.h"
+#include "transport.h"
+
+int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct buf path = BUF_INIT;
+	struct kv *kv = NULL;
+	int r;
+
+	(void)argv;
+	if (argc > 2 || (argc == 2 && !ctx->json)) {
+		sb_error_set(&e, SB_ERR_USAGE, "'ssh-config' takes no arguments");
+		goto fail;
+	}
+	if ((r = kv_open(&kv, ctx->cfg->redis_url, ctx->cfg->redis_timeout_ms, &e)) != 0)
+		goto fail;
+	r = transport_sync(kv, ctx->cfg, 1, &e);
+	kv_free(kv);
+	if (r)
+		goto fail;
+	paths_ssh_config(ctx->cfg->state_dir, &path);
+	if (ctx->json) {
+		struct buf j = BUF_INIT;
+
+		buf_puts(&j, "{\"ssh_config\":");
+		cmd_json_string(&j, path.data);
+		buf_puts(&j, "}\n");
+		fputs(buf_cstr(&j), stdout);
+		buf_release(&j);
+	} else {
+		printf("%s\n", path.data);
+	}
+	buf_release(&path);
+	return SB_EXIT_OK;
+fail:
+	buf_release(&path);
+	cmd_print_error(&e);
+	return sb_err_exit_code(e.code ? e.code : SB_ERR_USAGE);
+}

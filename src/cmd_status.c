@@ -1,0 +1,78 @@
+/* sshbox status [--json]: sandboxes, slots and their holders. */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fsutil.h"
+#include "kv.h"
+#include "lock.h"
+#include "registry.h"
+#include "validate.h"
+
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct sandbox_rec *list = NULL;
+	struct buf out = BUF_INIT;
+	struct kv *kv = NULL;
+	size_t n = 0, i;
+	int r = 0, k;
+
+	(void)argv;
+	if (argc > 2 || (argc == 2 && !ctx->json)) {
+		sb_error_set(&e, SB_ERR_USAGE, "'status' takes no arguments besides --json");
+		goto fail;
+	}
+	if ((r = kv_open(&kv, ctx->cfg->redis_url, ctx->cfg->redis_timeout_ms, &e)) != 0 ||
+	    (r = registry_sandbox_list(kv, NULL, &list, &n, &e)) != 0)
+		goto fail;
+	buf_puts(&out, ctx->json ? "{\"sandboxes\":[" : "");
+	for (i = 0; i < n && !r; i++) {
+		struct lock_holder h[VALIDATE_SLOTS_MAX];
+		int used = 0;
+
+		if ((r = lock_list_holders(kv, list[i].account, list[i].host, list[i].slots, h, &used, &e)) != 0)
+			break;
+		if (ctx->json) {
+			buf_puts(&out, i ? ",{\"account\":" : "{\"account\":");
+			cmd_json_string(&out, list[i].account);
+			buf_puts(&out, ",\"host\":");
+			cmd_json_string(&out, list[i].host);
+			buf_puts(&out, ",\"state\":");
+			cmd_json_string(&out, list[i].state);
+			buf_printf(&out, ",\"slots\":%d,\"slots_used\":%d,\"holders\":[", list[i].slots, used);
+			for (k = 0; k < used; k++) {
+				buf_printf(&out, "%s{\"slot\":%d,\"job_id\":", k ? "," : "", h[k].slot);
+				cmd_json_string(&out, h[k].job_id);
+				buf_printf(&out, ",\"fence\":%lld,\"ttl_ms\":%lld}", h[k].fence, h[k].pttl_ms);
+			}
+			buf_puts(&out, "]}");
+		} else {
+			buf_printf(&out, "%s/%s  %s  slots %d/%d\n", list[i].account, list[i].host, list[i].state,
+				   used, list[i].slots);
+			for (k = 0; k < used; k++)
+				buf_printf(&out, "    slot %d: job %s (fence %lld, lease %lld ms left)\n", h[k].slot,
+					   h[k].job_id, h[k].fence, h[k].pttl_ms);
+		}
+	}
+	if (r)
+		goto fail;
+	if (ctx->json)
+		buf_puts(&out, "]}\n");
+	else if (!n)
+		buf_puts(&out, "no sandboxes registered\n");
+	(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
+	sandbox_rec_free_array(list, n);
+	buf_release(&out);
+	kv_free(kv);
+	return SB_EXIT_OK;
+fail:
+	sandbox_rec_free_array(list, n);
+	buf_release(&out);
+	kv_free(kv);
+	cmd_print_error(&e);
+	return sb_err_exit_code(e.code ? e.code : SB_ERR_USAGE);
+}

@@ -1,0 +1,116 @@
+#include "events.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "json.h"
+
+void events_init(struct events *ev, int fd)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->fd = fd;
+	buf_init(&ev->q, 0);
+}
+
+void events_set_job_id(struct events *ev, const char *job_id)
+{
+	snprintf(ev->job_id, sizeof(ev->job_id), "%s", job_id);
+}
+
+void events_begin(struct events *ev, struct buf *e, const char *type)
+{
+	char ts[CLOCK_RFC3339_LEN];
+
+	clock_rfc3339_now(ts);
+	buf_reset(e);
+	(void)json_obj_begin(e);
+	(void)json_obj_cstr(e, "type", type);
+	if (ev->job_id[0])
+		(void)json_obj_cstr(e, "job_id", ev->job_id);
+	else
+		(void)json_obj_null(e, "job_id");
+	(void)json_obj_cstr(e, "ts", ts);
+}
+
+void events_str(struct buf *e, const char *key, const char *val)
+{
+	(void)json_obj_cstr(e, key, val);
+}
+
+void events_strn(struct buf *e, const char *key, const char *val, size_t len)
+{
+	(void)json_obj_string(e, key, val, len);
+}
+
+void events_int(struct buf *e, const char *key, long long val)
+{
+	(void)json_obj_int64(e, key, (int64_t)val);
+}
+
+void events_raw(struct buf *e, const char *key, const char *json, size_t len)
+{
+	if (json_obj_raw(e, key, json, len) != 0)
+		(void)json_obj_null(e, key);
+}
+
+void events_null(struct buf *e, const char *key)
+{
+	(void)json_obj_null(e, key);
+}
+
+void events_end(struct events *ev, struct buf *e)
+{
+	(void)json_obj_end(e);
+	(void)buf_putc(e, '\n');
+	if (!ev->broken)
+		(void)buf_append(&ev->q, e->data, e->len);
+}
+
+void events_forward(struct events *ev, const char *line, size_t len)
+{
+	if (ev->broken)
+		return;
+	if (buf_append(&ev->q, line, len) == 0)
+		(void)buf_putc(&ev->q, '\n');
+}
+
+void events_flush(struct events *ev, int block)
+{
+	size_t off = 0;
+
+	while (off < ev->q.len && !ev->broken) {
+		ssize_t n = write(ev->fd, ev->q.data + off, ev->q.len - off);
+
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { ev->fd, POLLOUT, 0 };
+			if (!block)
+				break;
+			/* a reader that never reads again cannot hold us forever */
+			if (poll(&p, 1, 30000) <= 0)
+				ev->broken = 1;
+			continue;
+		}
+		ev->broken = 1;   /* EPIPE: nobody is listening any more */
+	}
+	buf_consume(&ev->q, ev->broken ? ev->q.len : off);
+}
+
+size_t events_pending(const struct events *ev)
+{
+	return ev->q.len;
+}
+
+void events_release(struct events *ev)
+{
+	buf_release(&ev->q);
+}

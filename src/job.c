@@ -1,0 +1,916 @@
+#include "job.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "child.h"
+#include "clock.h"
+#include "fernet.h"
+#include "json.h"
+#include "kv.h"
+#include "lock.h"
+#include "log.h"
+#include "ndjson.h"
+#include "paths.h"
+#include "registry.h"
+#include "remote.h"
+#include "secret.h"
+#include "ssh.h"
+#include "transport.h"
+#include "validate.h"
+
+#define HEARTBEAT_MS 5000
+#define REMOTE_HEARTBEAT_S 30       /* remote kills the job after this long without one */
+#define RESULT_GRACE_MS 10000       /* `result` seen, CLI must exit within this */
+#define STOP_GRACE_MS 4000          /* remote cleanup after cancel, then SIGTERM ssh */
+#define KILL_GRACE_MS 1500
+#define STDERR_LINE_MAX (64 * 1024)
+#define QUEUE_POLL_MIN_MS 100
+#define QUEUE_POLL_MAX_MS 1000
+
+enum stop_reason { STOP_NONE, STOP_SIGINT, STOP_SIGTERM, STOP_TIMEOUT, STOP_IDLE, STOP_LEASE, STOP_RESULT_GRACE };
+
+struct job {
+	const struct config *cfg;
+	struct jobspec *spec;
+	struct events *ev;
+	int sigfd;
+	struct kv *kv;
+	struct sandbox_rec sbx;
+	struct account_rec acct;
+	struct lock lock;
+	struct agent agent;
+	struct buf alias, cpath, agent_sock, ssh_log;
+	struct ssh_target target;
+	struct child ssh;
+	struct buf in;            /* secret: script, prompt, env values, token */
+	size_t in_off;
+	struct ndjson *out_framer, *err_framer;
+	char nonce[33];
+	int begun, ended, started;
+	int end_rc;
+	char end_why[32];
+	/* from Claude's result line */
+	int have_result, result_is_error;
+	struct buf session_id, cost, turns;   /* raw JSON spans */
+	enum stop_reason stop;
+	int64_t t0, session_t0, last_output, next_heartbeat, next_renew, stop_at, term_at, kill_at;
+	int64_t result_deadline;
+	int signal_seen;
+	int lease_lost;
+	char lease_why[SB_ERROR_MSG_MAX];
+	struct buf scratch;
+};
+
+/* ---- final event ---- */
+
+static int emit_result(struct job *j, const char *status, int exit_code, const char *error)
+{
+	struct buf *e = &j->scratch;
+
+	events_begin(j->ev, e, "sshbox.result");
+	events_str(e, "status", status);
+	events_int(e, "exit_code", exit_code);
+	if (j->sbx.host)
+		events_str(e, "sandbox", j->sbx.host);
+	else
+		events_null(e, "sandbox");
+	if (j->session_id.len)
+		events_raw(e, "session_id", j->session_id.data, j->session_id.len);
+	else
+		events_null(e, "session_id");
+	if (j->cost.len)
+		events_raw(e, "total_cost_usd", j->cost.data, j->cost.len);
+	else
+		events_null(e, "total_cost_usd");
+	if (j->turns.len)
+		events_raw(e, "num_turns", j->turns.data, j->turns.len);
+	else
+		events_null(e, "num_turns");
+	events_int(e, "duration_ms", clock_now_ms() - j->t0);
+	if (error)
+		events_str(e, "error", error);
+	events_end(j->ev, e);
+	j->ev->result_sent = 1;
+	return exit_code;
+}
+
+/* ---- sandbox choice and slot ---- */
+
+static int by_load(const void *a, const void *b)
+{
+	const int *x = a, *y = b;
+
+	return x[0] != y[0] ? x[0] - y[0] : x[1] - y[1];
+}
+
+static int check_signal(struct job *j)
+{
+	struct signalfd_siginfo si;
+
+	while (read(j->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGINT && j->stop == STOP_NONE)
+			j->stop = STOP_SIGINT;
+		else if (si.ssi_signo == SIGTERM && j->stop == STOP_NONE)
+			j->stop = STOP_SIGTERM;
+	}
+	return j->stop == STOP_SIGINT || j->stop == STOP_SIGTERM;
+}
+
+static int cancelled_exit(struct job *j)
+{
+	return emit_result(j, "cancelled", j->stop == STOP_SIGINT ? SB_EXIT_SIGINT : SB_EXIT_SIGTERM,
+			   j->stop == STOP_SIGINT ? "cancelled by SIGINT" : "cancelled by SIGTERM");
+}
+
+/* Try every candidate once, least loaded first; 0 when a slot was taken. */
+static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, struct sb_error *e)
+{
+	int (*order)[3] = calloc(n ? n : 1, sizeof(*order));
+	size_t i;
+	int r = SB_ERR_UNAVAILABLE;
+
+	if (!order)
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		struct lock_holder h[VALIDATE_SLOTS_MAX];
+		int used = 0, rr;
+
+		rr = lock_list_holders(j->kv, cands[i].account, cands[i].host, cands[i].slots, h, &used, e);
+		if (rr) {
+			free(order);
+			return rr;
+		}
+		/* fraction used (scaled), random tie-break, index */
+		order[i][0] = used * 1000 / cands[i].slots;
+		order[i][1] = (int)(random() & 0xffff);
+		order[i][2] = (int)i;
+	}
+	qsort(order, n, sizeof(*order), by_load);
+	for (i = 0; i < n; i++) {
+		struct sandbox_rec *s = &cands[order[i][2]];
+
+		r = lock_acquire(j->kv, s->account, s->host, s->slots, j->spec->job_id, j->cfg->lock_ttl_ms,
+				 &j->lock, e);
+		if (r == 0) {
+			j->sbx = *s;
+			*s = (struct sandbox_rec)SANDBOX_REC_INIT;   /* moved */
+			break;
+		}
+		if (r != SB_ERR_UNAVAILABLE)
+			break;
+	}
+	free(order);
+	return r;
+}
+
+static int acquire_slot(struct job *j, struct sb_error *e)
+{
+	struct sandbox_rec *all = NULL, *cands;
+	size_t n = 0, nc = 0, i;
+	int64_t wait_deadline = clock_deadline_in((int64_t)j->spec->wait_s * 1000), delay = QUEUE_POLL_MIN_MS;
+	int r, queued = 0, registered = 0;
+
+	if ((r = registry_sandbox_list(j->kv, j->spec->account, &all, &n, e)) != 0)
+		return r;
+	cands = calloc(n ? n : 1, sizeof(*cands));
+	if (!cands) {
+		sandbox_rec_free_array(all, n);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		int running = 0;
+
+		if (j->spec->sandbox && strcmp(j->spec->sandbox, all[i].host) != 0)
+			continue;
+		registered++;
+		if ((r = lock_job_running(j->kv, all[i].account, all[i].host, all[i].slots, j->spec->job_id,
+					  &running, e)) != 0)
+			goto out;
+		if (running) {
+			r = sb_error_set(e, SB_ERR_EXISTS, "job_id '%s' is already running on sandbox '%s'",
+					 j->spec->job_id, all[i].host);
+			goto out;
+		}
+		if (strcmp(all[i].state, REGISTRY_STATE_ACTIVE) != 0)
+			continue;
+		cands[nc++] = all[i];
+		all[i] = (struct sandbox_rec)SANDBOX_REC_INIT;
+	}
+	if (!registered) {
+		r = j->spec->sandbox ?
+			sb_error_set(e, SB_ERR_UNAVAILABLE, "sandbox '%s' is not registered for account '%s'",
+				     j->spec->sandbox, j->spec->account) :
+			sb_error_set(e, SB_ERR_UNAVAILABLE, "no sandbox registered for account '%s'", j->spec->account);
+		goto out;
+	}
+	if (!nc) {
+		r = sb_error_set(e, SB_ERR_UNAVAILABLE, "no active sandbox for account '%s' (all disabled or draining)",
+				 j->spec->account);
+		goto out;
+	}
+	for (;;) {
+		r = try_acquire(j, cands, nc, e);
+		if (r != SB_ERR_UNAVAILABLE)
+			break;
+		if (!queued) {
+			struct buf *ev = &j->scratch;
+			events_begin(j->ev, ev, "sshbox.queued");
+			events_int(ev, "position", 1);
+			events_int(ev, "wait_s", j->spec->wait_s);
+			events_end(j->ev, ev);
+			events_flush(j->ev, 1);
+			queued = 1;
+		}
+		if (clock_expired(wait_deadline)) {
+			r = sb_error_set(e, SB_ERR_UNAVAILABLE, "no free slot on the %zu active sandbox%s of account '%s' within %d s",
+					 nc, nc == 1 ? "" : "es", j->spec->account, j->spec->wait_s);
+			break;
+		}
+		{
+			struct pollfd p = { j->sigfd, POLLIN, 0 };
+			int64_t left = clock_remaining_ms(wait_deadline);
+			(void)poll(&p, 1, (int)(delay < left ? delay : left));
+		}
+		if (check_signal(j)) {
+			r = SB_ERR_CANCELLED;
+			break;
+		}
+		delay = delay * 2 > QUEUE_POLL_MAX_MS ? QUEUE_POLL_MAX_MS : delay * 2;
+	}
+out:
+	sandbox_rec_free_array(cands, nc);
+	sandbox_rec_free_array(all, n);
+	return r;
+}
+
+/* ---- transport ---- */
+
+static int setup_transport(struct job *j, struct sb_error *e)
+{
+	struct fernet_keyring kr = FERNET_KEYRING_INIT;
+	struct buf plain, sup = BUF_INIT;
+	int r, alive = 0, has_key = 0;
+
+	buf_init_secret(&plain, 1024 * 1024);
+	if ((r = registry_account_get(j->kv, j->spec->account, &j->acct, e)) != 0) {
+		if (r == SB_ERR_NOTFOUND)
+			r = sb_error_set(e, SB_ERR_UNAVAILABLE,
+					 "account '%s' has no SSH key: run 'sshbox key set --account %s'",
+					 j->spec->account, j->spec->account);
+		goto out;
+	}
+	if ((r = transport_sync(j->kv, j->cfg, 0, e)) != 0)
+		goto out;
+	paths_alias(j->sbx.account, j->sbx.host, &j->alias);
+	if ((r = paths_control(j->cfg->state_dir, j->sbx.account, j->acct.key_version, j->sbx.host,
+			       j->sbx.port, j->sbx.user, &j->cpath, e)) != 0)
+		goto out;
+	j->target.cfg = j->cfg;
+	j->target.alias = j->alias.data;
+	j->target.host = j->sbx.host;
+	j->target.control_path = j->cpath.data;
+	j->target.agent_sock = NULL;
+	if ((r = ssh_master_check(&j->target, &alive, e)) != 0)
+		goto out;
+	if (alive)
+		goto out;   /* a warm master needs no agent */
+	/* the supervisor's agent, when it holds this account's key */
+	if ((r = paths_agent_sock(j->cfg->state_dir, j->sbx.account, &sup, e)) != 0)
+		goto out;
+	if (access(sup.data, F_OK) == 0 && agent_has_key(sup.data, j->acct.public_key, &has_key, NULL) == 0 &&
+	    has_key) {
+		r = ssh_master_ensure(&j->target, e);
+		goto out;
+	}
+	/* a private agent for this run only */
+	if ((r = paths_private_agent_sock(j->cfg->state_dir, j->sbx.account, (long)getpid(), &j->agent_sock, e)) != 0 ||
+	    (r = agent_start(&j->agent, j->agent_sock.data, e)) != 0)
+		goto out;
+	if ((r = config_fernet_keyring(j->cfg, &kr, e)) != 0)
+		goto out;
+	if ((r = fernet_decrypt(&kr, j->acct.key_token, strlen(j->acct.key_token), -1, &plain, e)) != 0) {
+		sb_error_set(e, SB_ERR_CRYPTO,
+			     "cannot decrypt the SSH key of account '%s': invalid Fernet token under the configured keys",
+			     j->spec->account);
+		r = SB_ERR_UNAVAILABLE;
+		goto out;
+	}
+	if ((r = agent_add_key(j->agent_sock.data, plain.data, plain.len, j->spec->timeout_s + 300, e)) != 0)
+		goto out;
+	j->target.agent_sock = j->agent_sock.data;
+	r = ssh_master_ensure(&j->target, e);
+out:
+	buf_release(&plain);
+	buf_release(&sup);
+	fernet_keyring_clear(&kr);
+	return r;
+}
+
+/* ---- the session ---- */
+
+static int build_input(struct job *j)
+{
+	struct remote_params p;
+	const char *const *names = (const char *const *)strvec_argv(&j->spec->env_names);
+	const char *const *vals = (const char *const *)strvec_argv(&j->spec->env_values);
+	size_t i;
+	int r;
+
+	memset(&p, 0, sizeof(p));
+	p.nonce = j->nonce;
+	p.job_id = j->spec->job_id;
+	p.workdir = j->sbx.workdir;
+	p.slot = j->lock.slot;
+	p.fence = j->lock.fence;
+	p.claude = j->sbx.claude;
+	p.timeout_s = j->spec->timeout_s + 30;
+	p.heartbeat_s = REMOTE_HEARTBEAT_S;
+	p.env_names = names;
+	p.claude_args = (const char *const *)strvec_argv(&j->spec->claude_args);
+	p.repo_url = j->spec->has_repo ? j->spec->repo_url : NULL;
+	p.repo_ref = j->spec->has_repo ? j->spec->repo_ref : NULL;
+	p.have_token = j->spec->repo_token != NULL;
+	if ((r = remote_script(&j->in, &p)) != 0 ||
+	    (r = remote_put_blob(&j->in, j->spec->prompt, j->spec->prompt_len)) != 0)
+		return r;
+	for (i = 0; i < j->spec->env_values.n; i++)
+		if ((r = remote_put_blob(&j->in, vals[i], strlen(vals[i]))) != 0)
+			return r;
+	if (p.have_token)
+		r = remote_put_blob(&j->in, j->spec->repo_token, strlen(j->spec->repo_token));
+	return r;
+}
+
+static int start_session(struct job *j, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	unsigned char rnd[16];
+	char name[160];
+	int r, i;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return sb_error_set(e, SB_ERR_INTERNAL, "no randomness for the job nonce");
+	for (i = 0; i < 16; i++)
+		snprintf(j->nonce + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(name, sizeof(name), "job-%s-%ld.log", j->spec->job_id, (long)getpid());
+	paths_log(j->cfg->state_dir, name, &j->ssh_log);
+	if ((r = build_input(j)) != 0)
+		return sb_error_set(e, r, "cannot build the remote script");
+	if (ssh_argv_start(&argv, &j->target) || strvec_push(&argv, "-oControlMaster=no") ||
+	    strvec_push(&argv, "-E") || strvec_push(&argv, j->ssh_log.data) ||
+	    ssh_argv_finish(&argv, &j->target, remote_bootstrap())) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	j->ssh.argv = (const char *const *)strvec_argv(&argv);
+	j->ssh.in = CHILD_PIPE;
+	j->ssh.out = CHILD_PIPE;
+	j->ssh.err = CHILD_PIPE;
+	j->ssh.new_session = 1;
+	r = child_start(&j->ssh, e);
+	strvec_clear(&argv);
+	if (r)
+		return r;
+	fd_set_nonblock(j->ssh.in_fd);
+	fd_set_nonblock(j->ssh.out_fd);
+	fd_set_nonblock(j->ssh.err_fd);
+	j->session_t0 = j->last_output = clock_now_ms();
+	j->next_heartbeat = j->session_t0 + HEARTBEAT_MS;
+	return 0;
+}
+
+/* ---- stream handling ---- */
+
+static void copy_span(struct buf *dst, const char *p, size_t len)
+{
+	buf_reset(dst);
+	(void)buf_append(dst, p, len);
+}
+
+static void note_result_line(struct job *j, const char *line, size_t len)
+{
+	struct json_doc doc = JSON_DOC_INIT;
+	const char *p;
+	size_t n;
+	int t;
+
+	if (json_parse_object(&doc, line, len, 1 << 20, NULL) != 0)
+		return;
+	t = json_object_get(&doc, 0, "type");
+	if (t < 0 || !json_string_equals(&doc, t, "result"))
+		goto out;
+	j->have_result = 1;
+	j->result_deadline = clock_now_ms() + RESULT_GRACE_MS;
+	if ((t = json_object_get(&doc, 0, "session_id")) >= 0 && json_type(&doc, t) == JSON_STRING &&
+	    json_raw(&doc, t, &p, &n) == 0)
+		copy_span(&j->session_id, p, n);
+	if ((t = json_object_get(&doc, 0, "total_cost_usd")) >= 0 && json_type(&doc, t) == JSON_NUMBER &&
+	    json_raw(&doc, t, &p, &n) == 0)
+		copy_span(&j->cost, p, n);
+	if ((t = json_object_get(&doc, 0, "num_turns")) >= 0 && json_type(&doc, t) == JSON_NUMBER &&
+	    json_raw(&doc, t, &p, &n) == 0)
+		copy_span(&j->turns, p, n);
+	j->result_is_error = 0;
+	if ((t = json_object_get(&doc, 0, "is_error")) >= 0 && json_type(&doc, t) == JSON_TRUE)
+		j->result_is_error = 1;
+out:
+	json_doc_release(&doc);
+}
+
+/* "sshbox-<what> <nonce> ..." — 1 if it was one of ours */
+static int marker(struct job *j, const char *line, size_t len)
+{
+	const char *rest;
+	size_t nl = strlen(j->nonce);
+	char what[16];
+	size_t wl;
+
+	if (len < 8 || memcmp(line, "sshbox-", 7) != 0)
+		return 0;
+	wl = strcspn(line + 7, " ");
+	if (wl >= sizeof(what) || 7 + wl + 1 + nl > len || line[7 + wl] != ' ' ||
+	    memcmp(line + 8 + wl, j->nonce, nl) != 0)
+		return 0;
+	memcpy(what, line + 7, wl);
+	what[wl] = '\0';
+	rest = line + 8 + wl + nl;
+	len -= 8 + wl + nl;
+	if (len && *rest == ' ') {
+		rest++;
+		len--;
+	}
+	if (strcmp(what, "begin") == 0) {
+		j->begun = 1;
+	} else if (strcmp(what, "repo") == 0) {
+		char action[16] = "";
+		long long ms = 0;
+		struct buf *e = &j->scratch;
+		char tmp[64];
+		snprintf(tmp, sizeof(tmp), "%.*s", (int)(len < 63 ? len : 63), rest);
+		if (sscanf(tmp, "%15s %lld", action, &ms) == 2) {
+			events_begin(j->ev, e, "sshbox.repo");
+			events_str(e, "action", action);
+			events_int(e, "duration_ms", ms);
+			events_end(j->ev, e);
+		}
+	} else if (strcmp(what, "started") == 0) {
+		struct buf *e = &j->scratch;
+		j->started = 1;
+		events_begin(j->ev, e, "sshbox.started");
+		events_strn(e, "workdir", rest, len);
+		events_end(j->ev, e);
+	} else if (strcmp(what, "end") == 0) {
+		char tmp[64];
+		int rc = -1;
+		snprintf(tmp, sizeof(tmp), "%.*s", (int)(len < 63 ? len : 63), rest);
+		if (sscanf(tmp, "%d %31s", &rc, j->end_why) >= 1) {
+			j->ended = 1;
+			j->end_rc = rc;
+		}
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static void on_stdout_line(void *ctx, const char *line, size_t len)
+{
+	struct job *j = ctx;
+	struct buf *e = &j->scratch;
+
+	if (!j->begun) {
+		if (!marker(j, line, len))
+			log_debug("discarding %zu bytes of remote output before the start marker", len);
+		return;
+	}
+	if (len == 0 || marker(j, line, len))
+		return;
+	if (json_validate(line, len, JSON_MODE_OBJECT, NULL) == 0) {
+		events_forward(j->ev, line, len);
+		if (len > 10 && memmem(line, len, "\"result\"", 8))
+			note_result_line(j, line, len);
+		return;
+	}
+	events_begin(j->ev, e, "sshbox.stdout");
+	events_strn(e, "line", line, len);
+	events_end(j->ev, e);
+}
+
+static void on_stdout_drop(void *ctx, size_t dropped)
+{
+	struct job *j = ctx;
+	struct buf *e = &j->scratch;
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "sshbox: dropped a stdout line of %zu bytes (over max_line_bytes %d)",
+		 dropped, j->cfg->max_line_bytes);
+	events_begin(j->ev, e, "sshbox.stderr");
+	events_str(e, "line", msg);
+	events_end(j->ev, e);
+}
+
+static void on_stderr_line(void *ctx, const char *line, size_t len)
+{
+	struct job *j = ctx;
+	struct buf *e = &j->scratch;
+
+	events_begin(j->ev, e, "sshbox.stderr");
+	events_strn(e, "line", line, len);
+	events_end(j->ev, e);
+}
+
+static void on_stderr_drop(void *ctx, size_t dropped)
+{
+	struct job *j = ctx;
+	struct buf *e = &j->scratch;
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "sshbox: dropped a stderr line of %zu bytes", dropped);
+	events_begin(j->ev, e, "sshbox.stderr");
+	events_str(e, "line", msg);
+	events_end(j->ev, e);
+}
+
+/* Read what is there; returns 0 on EOF (fd closed). */
+static void pump(struct job *j, int *fd, struct ndjson *fr, int is_stdout)
+{
+	char tmp[65536];
+	int rounds;
+
+	for (rounds = 0; rounds < 16 && *fd >= 0; rounds++) {
+		ssize_t n = read(*fd, tmp, sizeof(tmp));
+
+		if (n > 0) {
+			j->last_output = clock_now_ms();
+			if (is_stdout)
+				ndjson_feed(fr, tmp, (size_t)n, on_stdout_line, on_stdout_drop, j);
+			else
+				ndjson_feed(fr, tmp, (size_t)n, on_stderr_line, on_stderr_drop, j);
+			if (events_pending(j->ev) > EVENTS_HIGH_WATER)
+				return;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (is_stdout)
+			ndjson_finish(fr, on_stdout_line, on_stdout_drop, j);
+		else
+			ndjson_finish(fr, on_stderr_line, on_stderr_drop, j);
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+}
+
+static void write_input(struct job *j)
+{
+	while (j->ssh.in_fd >= 0 && j->in_off < j->in.len) {
+		ssize_t n = write(j->ssh.in_fd, j->in.data + j->in_off, j->in.len - j->in_off);
+		if (n > 0) {
+			j->in_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		/* EPIPE: the session is gone; the exit status will tell */
+		close(j->ssh.in_fd);
+		j->ssh.in_fd = -1;
+		break;
+	}
+	if (j->in_off >= j->in.len && j->in.len) {
+		/* the secrets are out: wipe our copy at once */
+		secret_wipe(j->in.data, j->in.cap);
+		buf_reset(&j->in);
+		j->in_off = 0;
+	}
+}
+
+static void begin_stop(struct job *j, enum stop_reason why)
+{
+	int64_t now = clock_now_ms();
+
+	if (j->stop_at)
+		return;
+	if (j->stop == STOP_NONE || why == STOP_LEASE)
+		j->stop = why;
+	j->stop_at = now;
+	j->term_at = now + STOP_GRACE_MS;
+	/* In-band cancel: the remote script kills the process group. Unsent
+	 * secrets are dropped. */
+	if (j->ssh.in_fd >= 0) {
+		if (j->in.len) {
+			secret_wipe(j->in.data, j->in.cap);
+			buf_reset(&j->in);
+			j->in_off = 0;
+		}
+		if (j->begun)
+			(void)!write(j->ssh.in_fd, "cancel\n", 7);
+		close(j->ssh.in_fd);
+		j->ssh.in_fd = -1;
+	}
+}
+
+static void renew_lease(struct job *j, int64_t now)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	int r;
+
+	if (now < j->next_renew)
+		return;
+	r = lock_renew(j->kv, &j->lock, &e);
+	if (r == 0) {
+		j->next_renew = j->lock.renewed_ms + j->lock.ttl_ms / 3;
+		return;
+	}
+	if (r == SB_ERR_NOTFOUND) {
+		snprintf(j->lease_why, sizeof(j->lease_why), "%s", e.msg);
+		j->lease_lost = 1;
+		begin_stop(j, STOP_LEASE);
+		return;
+	}
+	log_warn("cannot renew the lock on sandbox '%s' slot %d: %s", j->sbx.host, j->lock.slot, e.msg);
+	j->next_renew = now + 1000;
+	/* stop early enough to be done before Redis can hand the slot on */
+	if (now >= j->lock.renewed_ms + 2 * j->lock.ttl_ms / 3) {
+		snprintf(j->lease_why, sizeof(j->lease_why),
+			 "lost the lock on sandbox '%s' slot %d: cannot renew it: %s", j->sbx.host, j->lock.slot, e.msg);
+		j->lease_lost = 1;
+		begin_stop(j, STOP_LEASE);
+	}
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static void run_loop(struct job *j)
+{
+	int64_t timeout_at = j->session_t0 + (int64_t)j->spec->timeout_s * 1000;
+	int64_t idle_ms = (int64_t)j->spec->idle_timeout_s * 1000;
+
+	for (;;) {
+		struct pollfd p[5];
+		int np = 0, i, wait_ms, backpressure;
+		int64_t now = clock_now_ms(), next;
+
+		if (child_poll(&j->ssh) && j->ssh.out_fd < 0 && j->ssh.err_fd < 0)
+			break;
+		if (j->ssh.reaped && (j->ssh.out_fd >= 0 || j->ssh.err_fd >= 0) && !j->kill_at)
+			j->kill_at = now + KILL_GRACE_MS;   /* a grandchild holds the pipes */
+		if (j->ssh.reaped && j->kill_at && now >= j->kill_at) {
+			if (j->ssh.out_fd >= 0) { close(j->ssh.out_fd); j->ssh.out_fd = -1; }
+			if (j->ssh.err_fd >= 0) { close(j->ssh.err_fd); j->ssh.err_fd = -1; }
+			break;
+		}
+		/* timers */
+		if (!j->lease_lost && !(j->ssh.reaped))
+			renew_lease(j, now);
+		if (!j->stop_at) {
+			if (now >= timeout_at)
+				begin_stop(j, STOP_TIMEOUT);
+			else if (now - j->last_output >= idle_ms)
+				begin_stop(j, STOP_IDLE);
+			else if (j->have_result && now >= j->result_deadline)
+				begin_stop(j, STOP_RESULT_GRACE);
+			else if (now >= j->lock.deadline_ms) {
+				snprintf(j->lease_why, sizeof(j->lease_why),
+					 "lost the lock on sandbox '%s' slot %d: its lease ran out before a renewal was confirmed",
+					 j->sbx.host, j->lock.slot);
+				j->lease_lost = 1;
+				begin_stop(j, STOP_LEASE);
+			}
+		}
+		if (j->stop_at && !j->ssh.reaped) {
+			if (j->term_at && now >= j->term_at) {
+				child_signal(&j->ssh, SIGTERM);
+				j->term_at = 0;
+				j->kill_at = now + KILL_GRACE_MS;
+			} else if (j->kill_at && now >= j->kill_at) {
+				child_signal(&j->ssh, SIGKILL);
+				j->kill_at = now + KILL_GRACE_MS;
+			}
+		}
+		if (!j->stop_at && j->ssh.in_fd >= 0 && now >= j->next_heartbeat && j->in.len == 0) {
+			(void)buf_putc(&j->in, '\n');
+			j->next_heartbeat = now + HEARTBEAT_MS;
+		}
+		/* fds */
+		backpressure = events_pending(j->ev) > EVENTS_HIGH_WATER;
+		p[np].fd = j->sigfd; p[np].events = POLLIN; np++;
+		if (j->ssh.out_fd >= 0 && !backpressure) { p[np].fd = j->ssh.out_fd; p[np].events = POLLIN; np++; }
+		if (j->ssh.err_fd >= 0 && !backpressure) { p[np].fd = j->ssh.err_fd; p[np].events = POLLIN; np++; }
+		if (j->ssh.in_fd >= 0 && j->in.len > j->in_off) { p[np].fd = j->ssh.in_fd; p[np].events = POLLOUT; np++; }
+		if (events_pending(j->ev) && !j->ev->broken) { p[np].fd = j->ev->fd; p[np].events = POLLOUT; np++; }
+		next = min64(j->next_heartbeat, j->next_renew);
+		if (!j->stop_at) {
+			next = min64(next, timeout_at);
+			next = min64(next, j->last_output + idle_ms);
+			next = min64(next, j->lock.deadline_ms);
+			if (j->have_result)
+				next = min64(next, j->result_deadline);
+		} else {
+			if (j->term_at)
+				next = min64(next, j->term_at);
+			if (j->kill_at)
+				next = min64(next, j->kill_at);
+		}
+		wait_ms = (int)(next - now < 0 ? 0 : next - now > 1000 ? 1000 : next - now);
+		if (poll(p, (nfds_t)np, wait_ms) < 0 && errno != EINTR)
+			break;
+		for (i = 0; i < np; i++) {
+			if (!p[i].revents)
+				continue;
+			if (p[i].fd == j->sigfd) {
+				if (check_signal(j))
+					begin_stop(j, j->stop);
+				else if (j->stop == STOP_NONE)
+					(void)0;   /* SIGCHLD: reaped at the top */
+			} else if (p[i].fd == j->ssh.out_fd) {
+				pump(j, &j->ssh.out_fd, j->out_framer, 1);
+			} else if (p[i].fd == j->ssh.err_fd) {
+				pump(j, &j->ssh.err_fd, j->err_framer, 0);
+			} else if (p[i].fd == j->ssh.in_fd) {
+				write_input(j);
+			} else if (p[i].fd == j->ev->fd) {
+				events_flush(j->ev, 0);
+			}
+		}
+	}
+}
+
+/* ---- the outcome ---- */
+
+static const char *why_sentence(const char *why)
+{
+	static const struct { const char *why, *text; } t[] = {
+		{ "fenced", "the sandbox refused the job: its slot already ran a job with a newer fencing number" },
+		{ "workdir", "cannot create the job's directories under the sandbox workdir" },
+		{ "jobdir", "cannot create the job directory on the sandbox" },
+		{ "clone", "cannot clone the repository on the sandbox (see sshbox.stderr)" },
+		{ "checkout", "cannot check out the requested ref on the sandbox (see sshbox.stderr)" },
+		{ "claude-missing", "the Claude Code executable was not found on the sandbox" },
+		{ "heartbeat", "the sandbox stopped the job: no heartbeat from sshbox" },
+		{ "eof", "the sandbox stopped the job: the session's input closed early" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(why, t[i].why) == 0)
+			return t[i].text;
+	return NULL;
+}
+
+static int finish(struct job *j)
+{
+	struct sb_error e = SB_ERROR_INIT, rel = SB_ERROR_INIT;
+	int ssh_rc = child_exit_code(&j->ssh), rr;
+	char msg[SB_ERROR_MSG_MAX + 64];
+
+	rr = lock_release(j->kv, &j->lock, &rel);
+	if (rr == SB_ERR_NOTFOUND && !j->lease_lost && j->stop != STOP_SIGINT && j->stop != STOP_SIGTERM) {
+		snprintf(j->lease_why, sizeof(j->lease_why), "%s", rel.msg);
+		j->lease_lost = 1;
+	} else if (rr) {
+		log_warn("%s", rel.msg);
+	}
+	if (j->stop == STOP_SIGINT || j->stop == STOP_SIGTERM)
+		return cancelled_exit(j);
+	if (j->lease_lost)
+		return emit_result(j, "error", SB_EXIT_TEMPFAIL, j->lease_why);
+	if (j->stop == STOP_TIMEOUT) {
+		snprintf(msg, sizeof(msg), "the job ran longer than timeout_s (%d s)", j->spec->timeout_s);
+		return emit_result(j, "timeout", SB_EXIT_TIMEOUT, msg);
+	}
+	if (j->stop == STOP_IDLE) {
+		snprintf(msg, sizeof(msg), "Claude Code printed nothing for idle_timeout_s (%d s)", j->spec->idle_timeout_s);
+		return emit_result(j, "timeout", SB_EXIT_TIMEOUT, msg);
+	}
+	if (j->have_result && (j->stop == STOP_RESULT_GRACE || j->ended)) {
+		if (j->stop == STOP_RESULT_GRACE)
+			log_warn("Claude Code did not exit within %d s of its result line; stopped it", RESULT_GRACE_MS / 1000);
+		if (!j->result_is_error && (j->stop == STOP_RESULT_GRACE || j->end_rc == 0))
+			return emit_result(j, "succeeded", SB_EXIT_OK, NULL);
+		return emit_result(j, "failed", SB_EXIT_FAILED, NULL);
+	}
+	if (j->ended) {
+		const char *s = why_sentence(j->end_why);
+		if (s)
+			return emit_result(j, "error", SB_EXIT_FAILED, s);
+		snprintf(msg, sizeof(msg), "Claude Code exited with status %d without a result line", j->end_rc);
+		return emit_result(j, "failed", SB_EXIT_FAILED, msg);
+	}
+	if (ssh_rc == 255 || ssh_rc < 0 || ssh_rc >= 128) {
+		ssh_classify_failure(&j->target, j->ssh_log.data, ssh_rc, &e);
+		snprintf(msg, sizeof(msg), "%s%s", j->started ? "lost the connection during the job: " : "", e.msg);
+		return emit_result(j, "error", SB_EXIT_TEMPFAIL, msg);
+	}
+	snprintf(msg, sizeof(msg), "the remote job script on sandbox '%s' ended with status %d before finishing%s",
+		 j->sbx.host, ssh_rc, ssh_rc >= 97 && ssh_rc <= 99 ? " (is /bin/bash with GNU coreutils on the sandbox?)" : "");
+	return emit_result(j, "error", SB_EXIT_FAILED, msg);
+}
+
+int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, int sigfd)
+{
+	struct job j;
+	struct sb_error e = SB_ERROR_INIT;
+	int rc, r;
+
+	memset(&j, 0, sizeof(j));
+	j.cfg = cfg;
+	j.spec = spec;
+	j.ev = ev;
+	j.sigfd = sigfd;
+	j.t0 = clock_now_ms();
+	j.lock = (struct lock)LOCK_INIT;
+	j.agent = (struct agent)AGENT_INIT;
+	j.ssh = (struct child)CHILD_INIT;
+	j.sbx = (struct sandbox_rec)SANDBOX_REC_INIT;
+	j.acct = (struct account_rec)ACCOUNT_REC_INIT;
+	buf_init_secret(&j.in, 0);
+	srandom((unsigned)(getpid() ^ (unsigned)clock_now_ms()));
+
+	if ((r = kv_open(&j.kv, cfg->redis_url, cfg->redis_timeout_ms, &e)) != 0) {
+		rc = emit_result(&j, "error", SB_EXIT_TEMPFAIL, e.msg);
+		goto out;
+	}
+	r = acquire_slot(&j, &e);
+	if (r == SB_ERR_CANCELLED) {
+		rc = cancelled_exit(&j);
+		goto out;
+	}
+	if (r) {
+		rc = emit_result(&j, "error", r == SB_ERR_EXISTS ? SB_EXIT_USAGE : sb_err_exit_code(r), e.msg);
+		goto out;
+	}
+	j.next_renew = j.lock.renewed_ms + j.lock.ttl_ms / 3;
+	{
+		struct buf *b = &j.scratch;
+		events_begin(ev, b, "sshbox.acquired");
+		events_str(b, "sandbox", j.sbx.host);
+		events_int(b, "slot", j.lock.slot);
+		events_int(b, "fence", j.lock.fence);
+		events_end(ev, b);
+		events_flush(ev, 0);
+	}
+	if ((r = setup_transport(&j, &e)) != 0 || (r = start_session(&j, &e)) != 0) {
+		struct sb_error rel = SB_ERROR_INIT;
+		(void)lock_release(j.kv, &j.lock, &rel);
+		if (check_signal(&j))
+			rc = cancelled_exit(&j);
+		else
+			rc = emit_result(&j, "error", r == SB_ERR_UNAVAILABLE ? SB_EXIT_UNAVAILABLE :
+					 r == SB_ERR_USAGE ? SB_EXIT_USAGE : SB_EXIT_TEMPFAIL, e.msg);
+		goto out;
+	}
+	j.out_framer = ndjson_new((size_t)cfg->max_line_bytes);
+	j.err_framer = ndjson_new(STDERR_LINE_MAX);
+	if (!j.out_framer || !j.err_framer) {
+		begin_stop(&j, STOP_SIGTERM);
+	}
+	write_input(&j);
+	run_loop(&j);
+	child_close_fds(&j.ssh);
+	if (!j.ssh.reaped)
+		(void)child_wait(&j.ssh, clock_deadline_in(0), KILL_GRACE_MS);
+	rc = finish(&j);
+out:
+	if (j.lock.held) {
+		struct sb_error rel = SB_ERROR_INIT;
+		(void)lock_release(j.kv, &j.lock, &rel);
+	}
+	if (j.agent.sock)
+		agent_stop(&j.agent);
+	if (j.ssh_log.data)
+		(void)unlink(j.ssh_log.data);
+	ndjson_free(j.out_framer);
+	ndjson_free(j.err_framer);
+	buf_release(&j.in);
+	buf_release(&j.alias);
+	buf_release(&j.cpath);
+	buf_release(&j.agent_sock);
+	buf_release(&j.ssh_log);
+	buf_release(&j.session_id);
+	buf_release(&j.cost);
+	buf_release(&j.turns);
+	buf_release(&j.scratch);
+	sandbox_rec_release(&j.sbx);
+	account_rec_release(&j.acct);
+	kv_free(j.kv);
+	events_flush(ev, 1);
+	return rc;
+}

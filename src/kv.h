@@ -1,0 +1,81 @@
+/* layer 1: the one thin hiredis 0.14 wrapper (fernet-redis-jsmn.md §2.5,
+ * rules 16-20).
+ *
+ * - Commands go only through redisCommandArgv with explicit lengths; data
+ *   is never formatted into a command string.
+ * - One timeout bounds the connect and every command (redisSetTimeout);
+ *   TCP connections get keepalive.  Both are applied again on reconnect.
+ * - A NULL reply means the connection is dead (hiredis errors are sticky
+ *   and a late reply may still arrive): the context is freed, THIS call
+ *   fails with SB_ERR_REDIS, and the next call connects afresh (timeouts,
+ *   keepalive, AUTH, SELECT, PING, ROLE).  Nothing is retried blindly, so a
+ *   non-idempotent command is never sent twice by this layer.
+ * - A REDIS_REPLY_ERROR reply is an answer: SB_ERR_REDIS with the server's
+ *   text in e, the connection stays usable -- except READONLY, LOADING and
+ *   MASTERDOWN, after which the next call reconnects (failover).
+ * - Error sentences name the server ("Redis at 127.0.0.1:6379 unreachable:
+ *   Connection refused") and never contain the password or command data
+ *   (only the command name or script name).
+ * - The process must ignore SIGPIPE (hiredis writes with write()).
+ * - A struct kv is one connection: not for concurrent use by two threads. */
+#ifndef SSHBOX_KV_H
+#define SSHBOX_KV_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "err.h"
+
+struct kv;
+
+/* url: redis://[[user]:password@]host[:port][/db]   (host may be [IPv6];
+ *        user and password are %-decoded; port 6379, db 0 by default)
+ *      unix:///absolute/path[?db=N][&password=P][&user=U]
+ * rediss:// is refused (hiredis 0.14 has no TLS).  timeout_ms <= 0 means
+ * 2000.  Connects, authenticates, selects the db, PINGs and refuses a
+ * replica (ROLE).  On failure *out is NULL. */
+int kv_open(struct kv **out, const char *url, int timeout_ms, struct sb_error *e);
+void kv_free(struct kv *kv);
+
+/* "127.0.0.1:6379", "[::1]:6379" or "/run/redis.sock": for messages. */
+const char *kv_where(const struct kv *kv);
+
+/* One command from a NULL-terminated list of C strings, e.g.
+ * kv_cmd(kv, &r, e, "HGET", key, "state", NULL).  At most 64 arguments.
+ * On success *reply (if reply is not NULL) owns the reply: freeReplyObject
+ * it.  reply may be NULL to discard it.  On failure *reply is NULL. */
+int kv_cmd(struct kv *kv, redisReply **reply, struct sb_error *e, const char *arg0, ...)
+	__attribute__((sentinel));
+/* The same with counted arguments (binary-safe); lens may be NULL (strlen). */
+int kv_cmdv(struct kv *kv, redisReply **reply, struct sb_error *e, int argc, const char **argv,
+	    const size_t *lens);
+
+/* A Lua script kept in the binary; its SHA1 is computed on first use.
+ *   static struct kv_script renew = KV_SCRIPT("lock_renew", "...lua...");
+ * Not thread-safe on first use (the sha is filled in lazily). */
+struct kv_script {
+	const char *name;
+	const char *lua;
+	char sha[41];
+};
+#define KV_SCRIPT(name, lua) { (name), (lua), { 0 } }
+
+/* EVALSHA, and on a NOSCRIPT error the same call as EVAL (which also loads
+ * the script into the server's cache).  Every key goes in keys[]. */
+int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct sb_error *e,
+	    int nkeys, const char **keys, int nargs, const char **args);
+
+/* Reply checks: 0 and the value when the reply has that type, else
+ * SB_ERR_REDIS with "Redis at X: unexpected reply to <what>: <type>". */
+int kv_reply_integer(struct kv *kv, const redisReply *r, const char *what, long long *out,
+		     struct sb_error *e);
+int kv_unexpected(struct kv *kv, const redisReply *r, const char *what, struct sb_error *e);
+/* "string", "array", "integer", "nil", "status", "error" or "unknown". */
+const char *kv_reply_type_name(const redisReply *r);
+
+/* The server's maxmemory-policy into out (e.g. "noeviction"); locks need
+ * noeviction.  SB_ERR_REDIS if CONFIG GET is refused (managed Redis). */
+int kv_maxmemory_policy(struct kv *kv, char *out, size_t outsz, struct sb_error *e);
+
+#endif

@@ -1,0 +1,165 @@
+#include "ssh.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "child.h"
+#include "clock.h"
+#include "fsutil.h"
+#include "log.h"
+#include "paths.h"
+
+#define CHECK_TIMEOUT_MS 5000
+
+int ssh_argv_start(struct strvec *argv, const struct ssh_target *t)
+{
+	struct buf p = BUF_INIT;
+	int r;
+
+	paths_ssh_config(t->cfg->state_dir, &p);
+	r = strvec_push(argv, SSH_BIN);
+	if (!r) r = strvec_push(argv, "-F");
+	if (!r) r = strvec_push(argv, p.data);
+	if (!r && t->agent_sock)
+		r = strvec_pushf(argv, "-oIdentityAgent=%s", t->agent_sock);
+	buf_release(&p);
+	return r;
+}
+
+int ssh_argv_finish(struct strvec *argv, const struct ssh_target *t, const char *cmd)
+{
+	int r = strvec_push(argv, "--");
+
+	if (!r) r = strvec_push(argv, t->alias);
+	if (!r && cmd) r = strvec_push(argv, cmd);
+	return r;
+}
+
+int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
+	int r, code = -1;
+
+	*alive = 0;
+	if (access(t->control_path, F_OK) != 0)
+		return 0;   /* no socket: nothing to ask */
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ocheck") || ssh_argv_finish(&argv, t, NULL)) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	r = child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, NULL, &code, e);
+	strvec_clear(&argv);
+	if (r == SB_ERR_TIMEOUT) {
+		/* a wedged master: its socket is useless to everyone */
+		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
+		(void)unlink(t->control_path);
+		return 0;
+	}
+	if (r)
+		return r;
+	*alive = code == 0;
+	return 0;
+}
+
+static const char *last_matching_line(const char *log, char *line, size_t linesz)
+{
+	static const char *const keys[] = {
+		"REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
+		"No ED25519 host key is known", "host key is known", "Permission denied",
+		"Connection refused", "Connection timed out", "timed out", "No route to host",
+		"Could not resolve", "Connection closed", "Connection reset", "not responding",
+		"too long for Unix domain socket", "Bad configuration", "Too many authentication failures",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *p = strstr(log, keys[i]), *s, *end;
+		if (!p)
+			continue;
+		for (s = p; s > log && s[-1] != '\n'; s--)
+			;
+		end = s + strcspn(s, "\r\n");
+		snprintf(line, linesz, "%.*s", (int)(end - s), s);
+		return line;
+	}
+	return NULL;
+}
+
+int ssh_classify_failure(const struct ssh_target *t, const char *log_path, int exit_code, struct sb_error *e)
+{
+	struct buf log = BUF_INIT;
+	char line[300];
+	const char *why = NULL;
+	int r;
+
+	if (log_path && fs_read_file(log_path, &log, 1024 * 1024, NULL) == 0 && log.len)
+		why = last_matching_line(log.data, line, sizeof(line));
+	if (why && (strstr(why, "IDENTIFICATION HAS CHANGED") || strstr(why, "Host key verification failed") ||
+		    strstr(why, "host key is known")))
+		r = sb_error_set(e, SB_ERR_HOSTKEY,
+				 "host key of sandbox '%s' does not match the pinned key (%s): not connecting",
+				 t->host, why);
+	else if (why)
+		r = sb_error_set(e, SB_ERR_TRANSPORT, "cannot connect to sandbox '%s': %s", t->host, why);
+	else
+		r = sb_error_set(e, SB_ERR_TRANSPORT, "cannot connect to sandbox '%s': ssh exited with status %d",
+				 t->host, exit_code);
+	buf_release(&log);
+	return r;
+}
+
+int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct buf lockp = BUF_INIT, logp = BUF_INIT;
+	const char *digest = strrchr(t->control_path, '/') + 1;
+	int64_t timeout = (int64_t)t->cfg->ssh_connect_timeout_s * 1000 + 20000;
+	struct child_run_opts o = { NULL, "/", 1, 0, timeout };
+	int alive = 0, fd = -1, r, code = -1, logfd;
+
+	if ((r = ssh_master_check(t, &alive, e)) != 0 || alive)
+		return r;
+	paths_lock(t->cfg->state_dir, digest, &lockp);
+	if (buf_puts(&lockp, ".lock") < 0)
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	fd = fs_lock(lockp.data, timeout, e);
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	/* somebody else may have opened it while we waited */
+	if ((r = ssh_master_check(t, &alive, e)) != 0 || alive)
+		goto out;
+	(void)unlink(t->control_path);   /* stale socket of a killed master */
+	paths_log(t->cfg->state_dir, digest, &logp);
+	if (buf_puts(&logp, ".log") < 0) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	logfd = open(logp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (logfd >= 0)
+		close(logfd);
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-f") || strvec_push(&argv, "-N") ||
+	    strvec_push(&argv, "-oControlMaster=yes") ||
+	    strvec_pushf(&argv, "-oControlPersist=%d", t->cfg->control_persist_s) ||
+	    strvec_push(&argv, "-E") || strvec_push(&argv, logp.data) || ssh_argv_finish(&argv, t, NULL)) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	r = child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, NULL, &code, e);
+	if (r == SB_ERR_TIMEOUT)
+		r = sb_error_set(e, SB_ERR_TRANSPORT, "cannot connect to sandbox '%s': no answer within %lld s",
+				 t->host, (long long)timeout / 1000);
+	else if (!r && code != 0)
+		r = ssh_classify_failure(t, logp.data, code, e);
+out:
+	fs_unlock(fd);
+	strvec_clear(&argv);
+	buf_release(&lockp);
+	buf_release(&logp);
+	return r;
+}

@@ -1,0 +1,39 @@
+/* layer 2: running ssh against one sandbox: argv building and masters.
+ *
+ * Every ssh argv is `ssh -F <state>/ssh_config [-o K=V]... -- <alias> [CMD]`
+ * (the `--` keeps a hostile alias from becoming an option; each -o appears
+ * once because ssh keeps the first value).  Every call runs under our own
+ * deadline: a wedged 9.2 master hangs its clients forever.  Masters are
+ * opened explicitly, under a per-ControlPath flock, after `-O check`, so
+ * concurrent jobs never race `ControlMaster auto` into extra connections. */
+#ifndef SSHBOX_SSH_H
+#define SSHBOX_SSH_H
+
+#include "config.h"
+#include "err.h"
+#include "strvec.h"
+
+#define SSH_BIN "/usr/bin/ssh"
+
+struct ssh_target {
+	const struct config *cfg;
+	const char *alias;          /* sbx-<account>-<host> */
+	const char *host;           /* for messages */
+	const char *control_path;
+	const char *agent_sock;     /* IdentityAgent override, NULL = the config's */
+};
+
+/* Push "ssh -F <cfg> [-o IdentityAgent=...]" — the caller adds its own -o
+ * options, then ssh_argv_finish() adds "-- alias [cmd]". */
+int ssh_argv_start(struct strvec *argv, const struct ssh_target *t);
+int ssh_argv_finish(struct strvec *argv, const struct ssh_target *t, const char *cmd);
+/* `ssh -O check`: *alive = 1 when a master answers. */
+int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e);
+/* Make sure a master is up (open one under the ControlPath's flock when
+ * not).  Failures are classified: SB_ERR_HOSTKEY for a host key mismatch,
+ * SB_ERR_TRANSPORT otherwise, each with ssh's own reason in the sentence. */
+int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e);
+/* Turn the last lines of an ssh -E log into an error (code + sentence). */
+int ssh_classify_failure(const struct ssh_target *t, const char *log_path, int exit_code, struct sb_error *e);
+
+#endif
