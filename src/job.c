@@ -97,8 +97,10 @@ static int emit_result(struct job *j, const char *status, int exit_code, const c
 	else
 		events_null(e, "num_turns");
 	events_int(e, "duration_ms", clock_now_ms() - j->t0);
-	if (error)
+	if (error) {
 		events_str(e, "error", error);
+		log_error("%s", error);   /* the same sentence for the operator's log */
+	}
 	events_end(j->ev, e);
 	j->ev->result_sent = 1;
 	return exit_code;

@@ -83,14 +83,16 @@ sb_json_str() {
 	"$_SB_PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"
 }
 
-# sb_spec PROMPT [EXTRA]: EXTRA is appended inside the object (",\"k\":v").
+# sb_spec PROMPT [EXTRA]: EXTRA is appended inside the object (",\"k\":v");
+# $SB_SPEC_ENV is appended inside "env" the same way.
 sb_spec() {
 	local prompt=$1 extra=${2-}
 	printf '{"account":"%s","prompt":%s,"claude_args":["--permission-mode","bypassPermissions"],' \
 		"$SB_ACCOUNT" "$(sb_json_str "$prompt")"
 	printf '"env":{"ANTHROPIC_BASE_URL":"http://127.0.0.1:%s","ANTHROPIC_API_KEY":"%s",' "$SB_API_PORT" "$SB_API_KEY"
 	printf '"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC":"1","CLAUDE_CODE_MAX_RETRIES":"0",'
-	printf '"HTTPS_PROXY":"http://127.0.0.1:%s","NO_PROXY":"127.0.0.1,localhost"}%s}\n' "$SB_API_PORT" "$extra"
+	printf '"HTTPS_PROXY":"http://127.0.0.1:%s","NO_PROXY":"127.0.0.1,localhost"%s}%s}\n' \
+		"$SB_API_PORT" "${SB_SPEC_ENV-}" "$extra"
 }
 
 # Field of the last sshbox.result in an event file.
