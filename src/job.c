@@ -439,7 +439,11 @@ static int marker(struct job *j, const char *line, size_t len)
 
 	if (len < 8 || memcmp(line, "sshbox-", 7) != 0)
 		return 0;
-	wl = strcspn(line + 7, " ");
+	{
+		/* lines are not NUL-terminated: search within len only */
+		const char *sp = memchr(line + 7, ' ', len - 7);
+		wl = sp ? (size_t)(sp - (line + 7)) : len - 7;
+	}
 	if (wl >= sizeof(what) || 7 + wl + 1 + nl > len || line[7 + wl] != ' ' ||
 	    memcmp(line + 8 + wl, j->nonce, nl) != 0)
 		return 0;

@@ -4,13 +4,15 @@
  * Feed it whatever read() returned; it calls on_line once per complete line
  * (the bytes exactly as received, without the '\n': a '\r' or a NUL stays)
  * and on_drop once per line longer than the maximum, with that line's
- * length.  An over-long line is never buffered: its bytes are discarded up
- * to the next '\n', so the framer holds at most max_line bytes whatever
- * the input.  A line that lies inside one chunk is handed out in place (no
- * copy); only a line split across chunks is assembled in the framer.
+ * length.  An over-long line is not kept: once it passes max_line, what
+ * was held of it is let go and the rest is discarded up to the next '\n',
+ * so the framer never holds more than max_line bytes whatever the input.
+ * A line that lies inside one chunk is handed out in place (no copy); only
+ * a line split across chunks is assembled in the framer.
  *
- * Lines are NOT NUL-terminated, and the pointer is valid only during the
- * callback. */
+ * Lines are NOT NUL-terminated (use the length; a line may contain NUL
+ * bytes), and the pointer is valid only during the callback.  Both
+ * callbacks are required. */
 #ifndef SSHBOX_NDJSON_H
 #define SSHBOX_NDJSON_H
 
