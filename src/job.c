@@ -547,7 +547,7 @@ static void on_stderr_drop(void *ctx, size_t dropped)
 	events_end(j->ev, e);
 }
 
-/* Read what is there; returns 0 on EOF (fd closed). */
+/* Read what is there now (bounded rounds); closes *fd at EOF. */
 static void pump(struct job *j, int *fd, struct ndjson *fr, int is_stdout)
 {
 	char tmp[65536];

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+test_description='the build: install, layering, command-line basics'
+. "$(dirname "$0")/lib.sh"
+
+test_expect_success 'every source file includes only its own layer or lower' '
+	"$REPO_ROOT/scripts/check-layers.sh"
+'
+
+test_expect_success 'the layer check catches a violation' '
+	cp -r "$REPO_ROOT/scripts" "$REPO_ROOT/src" . &&
+	echo "#include \"job.h\"" >>src/buf.c &&
+	test_must_fail scripts/check-layers.sh >out &&
+	grep -q "buf.c (layer 0) includes job.h (layer 3)" out
+'
+
+test_expect_success 'no system(), popen() or bare fork() outside the child API' '
+	! grep -nE "\\b(system|popen)[[:space:]]*\\(" "$REPO_ROOT"/src/*.c &&
+	test "$(grep -lE "\\bfork[[:space:]]*\\(" "$REPO_ROOT"/src/*.c)" = "$REPO_ROOT/src/child.c"
+'
+
+test_expect_success 'make install honours DESTDIR and PREFIX' '
+	make -s -C "$REPO_ROOT" install DESTDIR="$TEST_DIR/root" PREFIX=/opt/sb >/dev/null &&
+	test -x "$TEST_DIR/root/opt/sb/bin/sshbox" &&
+	cmp "$TEST_DIR/root/opt/sb/bin/sshbox" "$REPO_ROOT/build/sshbox"
+'
+
+test_expect_success 'usage errors exit 2 with one line' '
+	test_expect_code 2 "$SSHBOX" frobnicate 2>err &&
+	test "$(wc -l <err)" = 1 &&
+	grep -q "unknown command .frobnicate." err &&
+	test_expect_code 2 "$SSHBOX" --bogus 2>err &&
+	grep -q "unknown option" err &&
+	test_expect_code 2 "$SSHBOX" run extra-arg 2>err &&
+	test_expect_code 2 "$SSHBOX" 2>/dev/null &&
+	"$SSHBOX" --help >help &&
+	grep -q "sshbox run" help
+'
+
+test_expect_success 'a bad configuration file is refused naming the line' '
+	printf "redis_url = redis://127.0.0.1:1/0\nlock_ttl_ms = soon\n" >bad.conf &&
+	test_expect_code 2 "$SSHBOX" --config bad.conf status 2>err &&
+	grep -q "invalid lock_ttl_ms .soon. in bad.conf line 2" err &&
+	printf "no_such_key = 1\n" >bad2.conf &&
+	test_expect_code 2 "$SSHBOX" --config bad2.conf status 2>err &&
+	grep -q "unknown key .no_such_key. in bad2.conf line 1" err &&
+	test_expect_code 2 "$SSHBOX" --config missing.conf status 2>err &&
+	grep -q "missing.conf" err
+'
+
+test_done
