@@ -132,6 +132,7 @@ static int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *
 		sb_error_set(e, r, "account '%s' already has a key: use 'sshbox key rotate' to replace it", o->account);
 	if (r)
 		goto out;
+	account_rec_release(&cur);
 	r = registry_account_get(kv, o->account, &cur, e);
 	if (!r)
 		print_key(ctx, &cur);

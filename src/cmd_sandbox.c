@@ -13,6 +13,7 @@
 #include "keys.h"
 #include "kv.h"
 #include "lock.h"
+#include "log.h"
 #include "registry.h"
 #include "validate.h"
 
@@ -58,9 +59,12 @@ static int parse_opts(int argc, char **argv, struct sbx_opts *o, struct sb_error
 		else
 			return sb_error_set(e, SB_ERR_USAGE, "unknown option '%.64s' for 'sandbox %s'", argv[i], argv[1]);
 	}
-	if (o->account && validate_account(o->account, e))
-		return SB_ERR_USAGE;
-	if (o->host && validate_host(o->host, e))
+	/* everything is checked before Redis is asked: bad input is exit 2
+	 * whether or not Redis is up */
+	if ((o->account && validate_account(o->account, e)) || (o->host && validate_host(o->host, e)) ||
+	    (o->port && validate_port(o->port, e)) || (o->slots && validate_slots(o->slots, e)) ||
+	    (o->user && validate_user(o->user, e)) || (o->workdir && validate_workdir(o->workdir, e)) ||
+	    (o->claude && validate_claude_path(o->claude, e)))
 		return SB_ERR_USAGE;
 	return 0;
 }
@@ -79,6 +83,9 @@ static int parse_host_key(const char *in, struct buf *out, struct sb_error *e)
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	if (strlen(in) > VALIDATE_HOST_KEY_MAX || strpbrk(in, "\n\r"))
 		r = sb_error_set(e, SB_ERR_USAGE, "invalid host-key: expected one line 'TYPE BASE64'");
+	if (!r && (in[strspn(in, " \t")] == '@'))
+		r = sb_error_set(e, SB_ERR_USAGE,
+				 "invalid host-key: a known_hosts line with a marker (@revoked, @cert-authority) cannot be pinned");
 	for (tok = strtok_r(copy, " \t", &save); !r && tok; tok = strtok_r(NULL, " \t", &save)) {
 		for (i = 0; i < sizeof(types) / sizeof(types[0]) && !type; i++)
 			if (strcmp(tok, types[i]) == 0)
@@ -140,7 +147,7 @@ static int keyscan(const char *host, int port, struct buf *out, struct sb_error 
 	return r;
 }
 
-static void json_sandbox(struct buf *out, const struct sandbox_rec *s, int used)
+static void json_sandbox(struct buf *out, const struct sandbox_rec *s, int used, const char *fp)
 {
 	buf_puts(out, "{\"account\":");
 	cmd_json_string(out, s->account);
@@ -156,6 +163,10 @@ static void json_sandbox(struct buf *out, const struct sandbox_rec *s, int used)
 	cmd_json_string(out, s->state);
 	buf_puts(out, ",\"host_key\":");
 	cmd_json_string(out, s->host_key);
+	if (fp) {
+		buf_puts(out, ",\"host_key_fingerprint\":");
+		cmd_json_string(out, fp);
+	}
 	buf_printf(out, ",\"created_at\":%lld,\"updated_at\":%lld}", s->created_at, s->updated_at);
 }
 
@@ -207,7 +218,7 @@ static int sandbox_add(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts
 	if (ctx->json) {
 		struct sandbox_rec got = SANDBOX_REC_INIT;
 		if ((r = registry_sandbox_get(kv, o->account, host, &got, e)) == 0) {
-			json_sandbox(&out, &got, 0);
+			json_sandbox(&out, &got, 0, fp);
 			buf_putc(&out, '\n');
 		}
 		sandbox_rec_release(&got);
@@ -249,12 +260,15 @@ static int sandbox_list(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opt
 		if (show && (validate_host_canonical(o->host, host, sizeof(host), NULL) ||
 			     strcmp(host, list[i].host) != 0))
 			continue;
-		if ((r = slots_used(kv, &list[i], &used, e)) != 0)
-			break;
+		if (slots_used(kv, &list[i], &used, e) != 0) {
+			/* one unreadable lock key must not hide the registry */
+			log_warn("%s", e->msg);
+			used = -1;
+		}
 		if (ctx->json) {
 			if (shown)
 				buf_putc(&out, ',');
-			json_sandbox(&out, &list[i], used);
+			json_sandbox(&out, &list[i], used, NULL);
 		} else if (show) {
 			buf_printf(&out, "account:  %s\nhost:     %s\nport:     %d\nuser:     %s\nworkdir:  %s\n"
 				   "slots:    %d/%d used\nclaude:   %s\nstate:    %s\nhost key: %s\n",
@@ -290,7 +304,7 @@ static int sandbox_change(struct cmd_ctx *ctx, struct kv *kv, const char *verb, 
 	if ((r = registry_sandbox_get(kv, o->account, o->host, &rec, e)) != 0)
 		return r;
 	if (strcmp(verb, "remove") == 0) {
-		if ((r = slots_used(kv, &rec, &used, e)) == 0 && used > 0 && !o->force)
+		if (!o->force && (r = slots_used(kv, &rec, &used, e)) == 0 && used > 0)
 			r = sb_error_set(e, SB_ERR_EXISTS,
 					 "sandbox '%s' of account '%s' is running %d job%s: drain it first or pass --force",
 					 rec.host, rec.account, used, used == 1 ? "" : "s");

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "clock.h"
+#include "paths.h"
 #include "secret.h"
 #include "validate.h"
 
@@ -41,8 +43,12 @@ static struct kv_script set_token_script = KV_SCRIPT("registry_set_token",
  * ARGV: host, account, field, value, ...  1 added, 0 already there. */
 static struct kv_script sandbox_add_script = KV_SCRIPT("registry_sandbox_add",
 	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+	"local me = ARGV[2] .. ' ' .. ARGV[1]\n"
+	"local owner = redis.call('HGET', KEYS[5], ARGV[3])\n"
+	"if owner and owner ~= me then return -2 end\n"
 	"if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end\n"
-	"redis.call('HSET', KEYS[1], unpack(ARGV, 3))\n"
+	"redis.call('HSET', KEYS[5], ARGV[3], me)\n"
+	"redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
 	"redis.call('SADD', KEYS[3], ARGV[2])\n"
 	"redis.call('INCR', KEYS[4])\n"
 	"return 1\n");
@@ -58,6 +64,7 @@ static struct kv_script set_state_script = KV_SCRIPT("registry_sandbox_set_state
  * version.  ARGV: host, account.  1 removed, 0 absent. */
 static struct kv_script remove_script = KV_SCRIPT("registry_sandbox_remove",
 	"local a = redis.call('DEL', KEYS[1])\n"
+	"if redis.call('HGET', KEYS[6], ARGV[3]) == ARGV[2] .. ' ' .. ARGV[1] then redis.call('HDEL', KEYS[6], ARGV[3]) end\n"
 	"local b = redis.call('SREM', KEYS[2], ARGV[1])\n"
 	"if a == 0 and b == 0 then return 0 end\n"
 	"if redis.call('SCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[4]) == 0 then\n"
@@ -644,7 +651,8 @@ int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb
 {
 	char canon[VALIDATE_HOST_MAX + 1], k_sbx[REGISTRY_KEY_MAX], k_set[REGISTRY_KEY_MAX];
 	char port[8], slots[8], now[24];
-	const char *keys[4], *args[2 + 2 * 10];
+	const char *keys[5], *args[3 + 2 * 10];
+	struct buf alias = BUF_INIT;
 	const char *claude = rec->claude ? rec->claude : "claude";
 	const char *state = rec->state ? rec->state : REGISTRY_STATE_ACTIVE;
 	redisReply *reply = NULL;
@@ -671,8 +679,11 @@ int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb
 	keys[1] = k_set;
 	keys[2] = REGISTRY_KEY_ACCOUNTS;
 	keys[3] = REGISTRY_KEY_VERSION;
+	keys[4] = REGISTRY_KEY_ALIASES;
+	paths_alias(rec->account, canon, &alias);
 	args[n++] = canon;
 	args[n++] = rec->account;
+	args[n++] = buf_cstr(&alias);
 	args[n++] = "host";       args[n++] = canon;
 	args[n++] = "port";       args[n++] = port;
 	args[n++] = "user";       args[n++] = rec->user;
@@ -683,13 +694,23 @@ int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb
 	args[n++] = "host_key";   args[n++] = rec->host_key;
 	args[n++] = "created_at"; args[n++] = now;
 	args[n++] = "updated_at"; args[n++] = now;
-	r = kv_eval(kv, &sandbox_add_script, &reply, e, 4, keys, n, args);
-	if (r)
+	r = kv_eval(kv, &sandbox_add_script, &reply, e, 5, keys, n, args);
+	if (r) {
+		buf_release(&alias);
 		return r;
+	}
 	r = kv_reply_integer(kv, reply, "script registry_sandbox_add", &v, e);
 	freeReplyObject(reply);
 	if (r)
 		return r;
+	if (v == -2) {
+		r = sb_error_set(e, SB_ERR_EXISTS,
+				 "sandbox '%s' of account '%s' would share the ssh alias '%s' with another account's sandbox: use another host name or account",
+				 canon, rec->account, buf_cstr(&alias));
+		buf_release(&alias);
+		return r;
+	}
+	buf_release(&alias);
 	if (v == 0)
 		return sb_error_set(e, SB_ERR_EXISTS, "sandbox '%s' already registered for account '%s'",
 				    canon, rec->account);
@@ -809,7 +830,8 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 {
 	char canon[VALIDATE_HOST_MAX + 1], k_sbx[REGISTRY_KEY_MAX], k_set[REGISTRY_KEY_MAX];
 	char k_acc[REGISTRY_KEY_MAX];
-	const char *keys[5], *args[2];
+	const char *keys[6], *args[3];
+	struct buf alias = BUF_INIT;
 	redisReply *reply = NULL;
 	long long v;
 	int r;
@@ -825,9 +847,13 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 	keys[2] = REGISTRY_KEY_ACCOUNTS;
 	keys[3] = k_acc;
 	keys[4] = REGISTRY_KEY_VERSION;
+	keys[5] = REGISTRY_KEY_ALIASES;
+	paths_alias(account, canon, &alias);
 	args[0] = canon;
 	args[1] = account;
-	r = kv_eval(kv, &remove_script, &reply, e, 5, keys, 2, args);
+	args[2] = buf_cstr(&alias);
+	r = kv_eval(kv, &remove_script, &reply, e, 6, keys, 3, args);
+	buf_release(&alias);
 	if (r)
 		return r;
 	r = kv_reply_integer(kv, reply, "script registry_sandbox_remove", &v, e);

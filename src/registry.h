@@ -13,6 +13,11 @@
  *                                       created_at, updated_at
  *   sshbox:registry:version             counter: INCRed by every change (the
  *                                       supervisor watches it)
+ *   sshbox:aliases                      hash: ssh alias sbx-<account>-<host>
+ *                                       -> "<account> <host>"; both names may
+ *                                       contain '-', so two sandboxes could
+ *                                       spell the same alias: the second is
+ *                                       refused
  * Every write is one Lua script, so uniqueness, the record and the version
  * change together.  <host> is always validate_host_canonical()'s spelling
  * (lowercase, canonical IPv6); callers may pass any spelling.  Times are
@@ -32,6 +37,7 @@
 
 #define REGISTRY_KEY_ACCOUNTS "sshbox:accounts"
 #define REGISTRY_KEY_VERSION "sshbox:registry:version"
+#define REGISTRY_KEY_ALIASES "sshbox:aliases"
 #define REGISTRY_KEY_ACCOUNT_FMT "sshbox:account:%s"
 #define REGISTRY_KEY_ACCOUNT_SANDBOXES_FMT "sshbox:account:%s:sandboxes"
 #define REGISTRY_KEY_SANDBOX_FMT "sshbox:{%s:%s}:sandbox"
@@ -109,7 +115,8 @@ struct sandbox_rec {
 /* Register rec (account, host, port, user, workdir, slots, host_key
  * required; claude NULL = "claude"; state NULL = "active"; the times are
  * set here).  Every field is validated first.  One script: SB_ERR_EXISTS
- * "sandbox 'h' already registered for account 'a'" when the host is taken,
+ * "sandbox 'h' already registered for account 'a'" when the host is taken
+ * (also when another account's sandbox has the same ssh alias),
  * else write the hash, add the host to the account's set and the account to
  * sshbox:accounts, bump the version. */
 int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb_error *e);
