@@ -75,15 +75,16 @@ static int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *
 		     struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
-	struct buf input, plain, token = BUF_INIT;
+	struct buf input, plain, raw, token = BUF_INIT;
 	struct key_info info = KEY_INFO_INIT;
 	struct account_rec cur = ACCOUNT_REC_INIT, rec = ACCOUNT_REC_INIT;
 	long long expect = 0, version = 0;
 	size_t start, end;
 	int r;
 
-	buf_init_secret(&input, KEYS_MAX_PRIVATE + 4096);
-	buf_init_secret(&plain, KEYS_MAX_PRIVATE);
+	buf_init_secret(&input, FERNET_MAX_TOKEN_LEN + 4096);
+	buf_init_secret(&plain, KEYS_MAX_PRIVATE + 1);
+	buf_init_secret(&raw, FERNET_MAX_PLAINTEXT);
 	if ((r = config_fernet_keyring(ctx->cfg, &kr, e)) != 0)
 		goto out;
 	if (rotate) {
@@ -104,16 +105,21 @@ static int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *
 			;
 		for (end = input.len; end > start && strchr(" \t\r\n", input.data[end - 1]); end--)
 			;
-		if ((r = fernet_decrypt(&kr, input.data + start, end - start, -1, &plain, e)) != 0) {
+		if ((r = fernet_decrypt(&kr, input.data + start, end - start, -1, &raw, e)) != 0) {
 			sb_error_set(e, r, "invalid --encrypted input: not a Fernet token under the configured keys");
 			goto out;
 		}
 		r = buf_append(&token, input.data + start, end - start);
+		if (!r)
+			r = keys_normalize(buf_cstr(&raw), raw.len, &plain);
+	} else if (input.len > KEYS_MAX_PRIVATE) {
+		r = sb_error_set(e, SB_ERR_USAGE, "invalid private key: larger than %d bytes", KEYS_MAX_PRIVATE);
+		goto out;
 	} else {
-		r = buf_append(&plain, input.data ? input.data : "", input.len);
+		r = keys_normalize(buf_cstr(&input), input.len, &plain);
 	}
 	if (r) {
-		sb_error_set(e, r, "out of memory");
+		sb_error_set(e, r, "cannot read the key: %s", sb_err_str(r));
 		goto out;
 	}
 	if ((r = keys_inspect(plain.data ? plain.data : "", plain.len, &info, e)) != 0)
@@ -141,6 +147,7 @@ out:
 	key_info_release(&info);
 	buf_release(&input);
 	buf_release(&plain);
+	buf_release(&raw);
 	buf_release(&token);
 	fernet_keyring_clear(&kr);
 	return r;

@@ -193,8 +193,12 @@ int config_fernet_keyring(const struct config *cfg, struct fernet_keyring *kr, s
 	struct stat st;
 	int r;
 
-	if (cfg->fernet_keys && *cfg->fernet_keys)
-		return fernet_keyring_parse(kr, cfg->fernet_keys, strlen(cfg->fernet_keys), e);
+	if (cfg->fernet_keys && *cfg->fernet_keys) {
+		r = fernet_keyring_parse(kr, cfg->fernet_keys, strlen(cfg->fernet_keys), e);
+		if (r)
+			sb_error_prefix(e, "SSHBOX_FERNET_KEYS (or fernet_keys)");
+		return r;
+	}
 	if (!cfg->fernet_keys_file || !*cfg->fernet_keys_file)
 		return sb_error_set(e, SB_ERR_USAGE,
 				    "no Fernet keys configured: set SSHBOX_FERNET_KEYS or fernet_keys_file");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "secret.h"
 
 int fs_mkdir_p(const char *path, unsigned mode, struct sb_error *e)
 {
@@ -77,21 +78,29 @@ int fs_write_atomic(const char *path, const void *data, size_t len, unsigned mod
 int fs_read_fd(int fd, struct buf *out, size_t max, struct sb_error *e)
 {
 	char tmp[8192];
+	int r = 0;
 
 	for (;;) {
 		ssize_t n = read(fd, tmp, sizeof(tmp));
 		if (n == 0)
-			return 0;
+			break;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return sb_error_set(e, SB_ERR_IO, "read failed: %s", strerror(errno));
+			r = sb_error_set(e, SB_ERR_IO, "read failed: %s", strerror(errno));
+			break;
 		}
-		if (out->len + (size_t)n > max)
-			return sb_error_set(e, SB_ERR_TOOBIG, "input larger than %zu bytes", max);
-		if (buf_append(out, tmp, (size_t)n) < 0)
-			return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		if (out->len + (size_t)n > max) {
+			r = sb_error_set(e, SB_ERR_TOOBIG, "input larger than %zu bytes", max);
+			break;
+		}
+		if (buf_append(out, tmp, (size_t)n) < 0) {
+			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+			break;
+		}
 	}
+	secret_wipe(tmp, sizeof(tmp));   /* it may have held a key or a prompt */
+	return r;
 }
 
 int fs_read_file(const char *path, struct buf *out, size_t max, struct sb_error *e)

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "fernet.h"
 #include "json.h"
+#include "keys.h"
 #include "kv.h"
 #include "lock.h"
 #include "log.h"
@@ -260,10 +261,11 @@ out:
 static int setup_transport(struct job *j, struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
-	struct buf plain, sup = BUF_INIT;
+	struct buf plain, raw, sup = BUF_INIT;
 	int r, alive = 0, has_key = 0;
 
-	buf_init_secret(&plain, 1024 * 1024);
+	buf_init_secret(&plain, FERNET_MAX_PLAINTEXT + 1);
+	buf_init_secret(&raw, FERNET_MAX_PLAINTEXT);
 	if ((r = registry_account_get(j->kv, j->spec->account, &j->acct, e)) != 0) {
 		if (r == SB_ERR_NOTFOUND)
 			r = sb_error_set(e, SB_ERR_UNAVAILABLE,
@@ -300,11 +302,15 @@ static int setup_transport(struct job *j, struct sb_error *e)
 		goto out;
 	if ((r = config_fernet_keyring(j->cfg, &kr, e)) != 0)
 		goto out;
-	if ((r = fernet_decrypt(&kr, j->acct.key_token, strlen(j->acct.key_token), -1, &plain, e)) != 0) {
+	if ((r = fernet_decrypt(&kr, j->acct.key_token, strlen(j->acct.key_token), -1, &raw, e)) != 0) {
 		sb_error_set(e, SB_ERR_CRYPTO,
 			     "cannot decrypt the SSH key of account '%s': invalid Fernet token under the configured keys",
 			     j->spec->account);
 		r = SB_ERR_UNAVAILABLE;
+		goto out;
+	}
+	if ((r = keys_normalize(buf_cstr(&raw), raw.len, &plain)) != 0) {
+		r = sb_error_set(e, r, "cannot load the SSH key of account '%s': %s", j->spec->account, sb_err_str(r));
 		goto out;
 	}
 	if ((r = agent_add_key(j->agent_sock.data, plain.data, plain.len, j->spec->timeout_s + 300, e)) != 0)
@@ -313,6 +319,7 @@ static int setup_transport(struct job *j, struct sb_error *e)
 	r = ssh_master_ensure(&j->target, e);
 out:
 	buf_release(&plain);
+	buf_release(&raw);
 	buf_release(&sup);
 	fernet_keyring_clear(&kr);
 	return r;

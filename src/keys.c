@@ -1,6 +1,7 @@
 #include "keys.h"
 
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,6 +57,46 @@ static int pkcs8_is_ed25519(const char *key, size_t len)
 	secret_wipe(b64, sizeof(b64));
 	secret_wipe(der, sizeof(der));
 	return found;
+}
+
+/* "openssh-key-v1\0" || string ciphername || ...: any cipher but "none" is
+ * passphrase-protected.  ssh-keygen reading a pipe cannot tell us (its
+ * second read of the exhausted pipe says only "error in libcrypto"). */
+static int openssh_is_encrypted(const char *key, size_t len)
+{
+	static const char magic[] = "openssh-key-v1";   /* with its NUL: 15 bytes */
+	const char *p = memchr(key, '\n', len), *end = key + len;
+	unsigned char b64[64], der[48];
+	size_t n = 0;
+	uint32_t clen;
+	int dlen;
+
+	if (!p)
+		return 0;
+	for (p++; p < end && *p != '-' && n < sizeof(b64); p++)
+		if (*p != '\n' && *p != '\r')
+			b64[n++] = (unsigned char)*p;
+	n -= n % 4;
+	dlen = EVP_DecodeBlock(der, b64, (int)n);
+	if (dlen < 15 + 4 + 4 || memcmp(der, magic, sizeof(magic)) != 0)
+		return 0;
+	clen = (uint32_t)der[15] << 24 | (uint32_t)der[16] << 16 | (uint32_t)der[17] << 8 | der[18];
+	return !(clen == 4 && memcmp(der + 19, "none", 4) == 0);
+}
+
+int keys_normalize(const char *key, size_t len, struct buf *out)
+{
+	const char *p = key, *end = key + len;
+	int r = 0;
+
+	while (p < end && strchr(" \t\r\n", *p))
+		p++;
+	while (end > p && strchr(" \t\r\n", end[-1]))
+		end--;
+	for (; p < end && !r; p++)
+		if (!(*p == '\r' && p + 1 < end && p[1] == '\n'))
+			r = buf_putc(out, *p);
+	return r ? r : buf_putc(out, '\n');
 }
 
 int keys_fingerprint(const char *pub, char out[128], struct sb_error *e)
@@ -119,6 +160,9 @@ int keys_inspect(const char *key, size_t len, struct key_info *info, struct sb_e
 		return sb_error_set(e, SB_ERR_USAGE,
 				    "unsupported private key (%s): passphrase-protected keys are not supported: remove the passphrase (ssh-keygen -p -N '')",
 				    kind->format);
+	if (strcmp(kind->format, "OpenSSH") == 0 && openssh_is_encrypted(p, (size_t)(key + len - p)))
+		return sb_error_set(e, SB_ERR_USAGE,
+				    "unsupported private key (OpenSSH): passphrase-protected keys are not supported: remove the passphrase (ssh-keygen -p -N '')");
 	if (strcmp(kind->format, "PKCS#8") == 0 && pkcs8_is_ed25519(p, (size_t)(key + len - p)))
 		return sb_error_set(e, SB_ERR_USAGE,
 				    "unsupported private key (PKCS#8 Ed25519): OpenSSH 9.2 cannot read it; convert it to OpenSSH format (ssh-keygen -p -f KEY on OpenSSH >= 9.6) or generate one with ssh-keygen -t ed25519");
