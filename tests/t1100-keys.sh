@@ -479,6 +479,7 @@ test_expect_success 'Redis down: exit 75, "Redis at ... unreachable"' '
 '
 
 test_expect_success 'a key pasted through a web form (CRLF, no final newline, blank lines) is accepted' '
+	{ test -n "$TB_REDIS_PID" || tb_restart_redis; } &&
 	ssh-keygen -q -t ed25519 -N "" -C crlf -f crlf-key </dev/null &&
 	{ printf "\r\n  \n"; sed "s/\$/\r/" crlf-key | tr -d "\n" | sed "s/\r/\r\n/g" | head -c -2; } >crlf-key.txt &&
 	grep -q "$(printf "\r")" crlf-key.txt &&
