@@ -68,6 +68,17 @@ static void child_setup_fd(int want, int target, int pipe_child_end, int devnull
 		_exit(127);
 }
 
+/* fds 0..2 are about to be overwritten: move one that sits there above 2. */
+static int lift_fd(int fd)
+{
+	int n;
+
+	if (fd < 0 || fd > 2)
+		return fd;
+	n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return n >= 0 ? n : fd;
+}
+
 static void __attribute__((noreturn))
 child_exec(struct child *c, int pin[2], int pout[2], int perr[2], int errpipe, int devnull)
 {
@@ -90,7 +101,13 @@ child_exec(struct child *c, int pin[2], int pout[2], int perr[2], int errpipe, i
 		struct rlimit rl = { 0, 0 };
 		(void)setrlimit(RLIMIT_CORE, &rl);
 	}
-	/* Move pipe ends that sit on 0..2 out of the way before dup2. */
+	/* Move pipe ends that sit on 0..2 out of the way before dup2 (the
+	 * parent may have been started with closed stdio). */
+	pin[0] = lift_fd(pin[0]);
+	pout[1] = lift_fd(pout[1]);
+	perr[1] = lift_fd(perr[1]);
+	devnull = lift_fd(devnull);
+	errpipe = lift_fd(errpipe);
 	child_setup_fd(c->in, 0, pin[0], devnull);
 	child_setup_fd(c->out, 1, pout[1], devnull);
 	child_setup_fd(c->err, 2, perr[1], devnull);
@@ -155,6 +172,7 @@ int child_start(struct child *c, struct sb_error *e)
 		sb_error_set(e, SB_ERR_IO, "cannot run '%s': %s", c->argv[0], strerror(child_errno));
 		goto out;
 	}
+	c->argv = NULL;   /* the caller's vector may go away now */
 	c->in_fd = pin[1]; pin[1] = -1;
 	c->out_fd = pout[0]; pout[0] = -1;
 	c->err_fd = perr[0]; perr[0] = -1;
@@ -179,8 +197,15 @@ int child_poll(struct child *c)
 	do {
 		p = waitpid(c->pid, &c->status, WNOHANG);
 	} while (p < 0 && errno == EINTR);
-	if (p == c->pid || (p < 0 && errno == ECHILD)) {
+	if (p == c->pid) {
 		c->reaped = 1;
+		return 1;
+	}
+	if (p < 0 && errno == ECHILD) {
+		/* reaped behind our back (SIGCHLD ignored): the status is lost,
+		 * which must never read as success */
+		c->reaped = 1;
+		c->status = -1;
 		return 1;
 	}
 	return 0;
@@ -224,6 +249,8 @@ void child_close_fds(struct child *c)
 int child_exit_code(const struct child *c)
 {
 	if (!c->reaped)
+		return -1;
+	if (c->status == -1)
 		return -1;
 	if (WIFEXITED(c->status))
 		return WEXITSTATUS(c->status);
@@ -295,6 +322,14 @@ int child_run(const char *const *argv, const struct child_run_opts *o,
 		if (timed_out && kill_at && clock_expired(kill_at)) {
 			child_signal(&c, SIGKILL);
 			kill_at = 0;
+		}
+		/* past the deadline and the grace, a grandchild that still holds
+		 * the pipes is not waited for */
+		if (timed_out && !kill_at && child_poll(&c) && clock_now_ms() > deadline + 2000) {
+			close_fd(&c.out_fd);
+			close_fd(&c.err_fd);
+			close_fd(&c.in_fd);
+			break;
 		}
 		if (c.in_fd >= 0) { p[np].fd = c.in_fd; p[np].events = POLLOUT; np++; }
 		if (c.out_fd >= 0) { p[np].fd = c.out_fd; p[np].events = POLLIN; np++; }

@@ -20,7 +20,7 @@
 #define CHILD_PIPE (-3)   /* a pipe; the parent's end lands in in_fd/out_fd/err_fd */
 
 struct child {
-	const char *const *argv;
+	const char *const *argv;  /* read by child_start only (then NULL) */
 	const char *const *env;   /* NULL: a minimal PATH/LANG environment */
 	const char *cwd;          /* NULL: unchanged */
 	int in, out, err;
@@ -47,7 +47,8 @@ int child_wait(struct child *c, int64_t deadline, int64_t grace_ms);
 void child_signal(struct child *c, int sig);
 /* Close whichever parent pipe ends are still open. */
 void child_close_fds(struct child *c);
-/* exit code, or 128+signal when killed by a signal; -1 when not reaped. */
+/* exit code, or 128+signal when killed by a signal; -1 when not reaped or
+ * when the status was lost (SIGCHLD ignored). */
 int child_exit_code(const struct child *c);
 
 /* Run argv to completion: `input` (may be NULL) is written to its stdin,

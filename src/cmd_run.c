@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "child.h"
 #include "events.h"
 #include "fsutil.h"
 #include "job.h"
@@ -16,22 +17,16 @@
 
 static int spec_error(struct events *ev, const struct jobspec *spec, const struct sb_error *e, int code)
 {
-	struct buf b = BUF_INIT;
+	struct events_result res;
 
+	memset(&res, 0, sizeof(res));
+	res.status = "error";
+	res.exit_code = code;
+	res.error = e->msg;
 	if (spec->job_id)
 		events_set_job_id(ev, spec->job_id);
-	events_begin(ev, &b, "sshbox.result");
-	events_str(&b, "status", "error");
-	events_int(&b, "exit_code", code);
-	events_null(&b, "sandbox");
-	events_null(&b, "session_id");
-	events_null(&b, "total_cost_usd");
-	events_null(&b, "num_turns");
-	events_int(&b, "duration_ms", 0);
-	events_str(&b, "error", e->msg);
-	events_end(ev, &b);
+	events_result(ev, &res);
 	events_flush(ev, 1);
-	buf_release(&b);
 	cmd_print_error(e);
 	return code;
 }
@@ -65,6 +60,9 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 		return SB_EXIT_SOFTWARE;
 	}
 	events_init(&ev, STDOUT_FILENO);
+	/* a slow reader must never stall lease renewal: events are written
+	 * from the job's poll loop as the pipe takes them */
+	fd_set_nonblock(STDOUT_FILENO);
 	buf_init_secret(&input, JOBSPEC_MAX_BYTES);
 	r = fs_read_fd(STDIN_FILENO, &input, JOBSPEC_MAX_BYTES, &e);
 	if (r) {

@@ -105,6 +105,38 @@ void events_flush(struct events *ev, int block)
 	buf_consume(&ev->q, ev->broken ? ev->q.len : off);
 }
 
+static void raw_or_null(struct buf *e, const char *key, const char *p, size_t len)
+{
+	if (p && len)
+		events_raw(e, key, p, len);
+	else
+		events_null(e, key);
+}
+
+void events_result(struct events *ev, const struct events_result *res)
+{
+	struct buf e = BUF_INIT;
+
+	if (ev->result_sent)
+		return;
+	events_begin(ev, &e, "sshbox.result");
+	events_str(&e, "status", res->status);
+	events_int(&e, "exit_code", res->exit_code);
+	if (res->sandbox)
+		events_str(&e, "sandbox", res->sandbox);
+	else
+		events_null(&e, "sandbox");
+	raw_or_null(&e, "session_id", res->session_id, res->session_id_len);
+	raw_or_null(&e, "total_cost_usd", res->cost, res->cost_len);
+	raw_or_null(&e, "num_turns", res->turns, res->turns_len);
+	events_int(&e, "duration_ms", res->duration_ms);
+	if (res->error)
+		events_str(&e, "error", res->error);
+	events_end(ev, &e);
+	ev->result_sent = 1;
+	buf_release(&e);
+}
+
 size_t events_pending(const struct events *ev)
 {
 	return ev->q.len;

@@ -37,6 +37,20 @@ void events_null(struct buf *e, const char *key);
 void events_end(struct events *ev, struct buf *e);
 /* Queue a forwarded line verbatim (a newline is added). */
 void events_forward(struct events *ev, const char *line, size_t len);
+/* The final sshbox.result (exactly once: later calls are ignored).  Any
+ * pointer may be NULL (null in the event); session_id, cost and turns are
+ * raw JSON spans copied from Claude's result line. */
+struct events_result {
+	const char *status;
+	int exit_code;
+	const char *sandbox;
+	const char *session_id; size_t session_id_len;
+	const char *cost; size_t cost_len;
+	const char *turns; size_t turns_len;
+	long long duration_ms;
+	const char *error;
+};
+void events_result(struct events *ev, const struct events_result *res);
 /* Write what the fd takes now (block = 1: everything, waiting as needed). */
 void events_flush(struct events *ev, int block);
 size_t events_pending(const struct events *ev);

@@ -29,8 +29,9 @@
 #include "transport.h"
 #include "validate.h"
 
-#define HEARTBEAT_MS 5000
-#define REMOTE_HEARTBEAT_S 30       /* remote kills the job after this long without one */
+#define HEARTBEAT_MAX_MS 5000
+#define REMOTE_HEARTBEAT_MAX_S 30   /* remote kills the job after this long without one */
+#define MAX_CONNECT_TRIES 8         /* candidates tried when sandboxes are unreachable */
 #define RESULT_GRACE_MS 10000       /* `result` seen, CLI must exit within this */
 #define STOP_GRACE_MS 4000          /* remote cleanup after cancel, then SIGTERM ssh */
 #define KILL_GRACE_MS 1500
@@ -38,7 +39,11 @@
 #define QUEUE_POLL_MIN_MS 100
 #define QUEUE_POLL_MAX_MS 1000
 
-enum stop_reason { STOP_NONE, STOP_SIGINT, STOP_SIGTERM, STOP_TIMEOUT, STOP_IDLE, STOP_LEASE, STOP_RESULT_GRACE };
+enum stop_reason {
+	STOP_NONE, STOP_SIGINT, STOP_SIGTERM, STOP_TIMEOUT, STOP_IDLE, STOP_LEASE, STOP_RESULT_GRACE,
+	STOP_CONSUMER,   /* nobody reads our stdout any more */
+	STOP_INTERNAL,
+};
 
 struct job {
 	const struct config *cfg;
@@ -70,40 +75,34 @@ struct job {
 	int lease_lost;
 	char lease_why[SB_ERROR_MSG_MAX];
 	struct buf scratch;
+	int64_t heartbeat_ms;       /* how often we send one */
+	int remote_heartbeat_s;     /* the sandbox stops the job without one */
+	int64_t pipes_grace_at;     /* ssh gone, a grandchild still holds its pipes */
+	char **excluded;            /* sandboxes that failed to connect this run */
+	size_t n_excluded;
 };
 
 /* ---- final event ---- */
 
 static int emit_result(struct job *j, const char *status, int exit_code, const char *error)
 {
-	struct buf *e = &j->scratch;
+	struct events_result res;
 
-	events_begin(j->ev, e, "sshbox.result");
-	events_str(e, "status", status);
-	events_int(e, "exit_code", exit_code);
-	if (j->sbx.host)
-		events_str(e, "sandbox", j->sbx.host);
-	else
-		events_null(e, "sandbox");
-	if (j->session_id.len)
-		events_raw(e, "session_id", j->session_id.data, j->session_id.len);
-	else
-		events_null(e, "session_id");
-	if (j->cost.len)
-		events_raw(e, "total_cost_usd", j->cost.data, j->cost.len);
-	else
-		events_null(e, "total_cost_usd");
-	if (j->turns.len)
-		events_raw(e, "num_turns", j->turns.data, j->turns.len);
-	else
-		events_null(e, "num_turns");
-	events_int(e, "duration_ms", clock_now_ms() - j->t0);
-	if (error) {
-		events_str(e, "error", error);
+	memset(&res, 0, sizeof(res));
+	res.status = status;
+	res.exit_code = exit_code;
+	res.sandbox = j->sbx.host;
+	res.session_id = j->session_id.data;
+	res.session_id_len = j->session_id.len;
+	res.cost = j->cost.data;
+	res.cost_len = j->cost.len;
+	res.turns = j->turns.data;
+	res.turns_len = j->turns.len;
+	res.duration_ms = clock_now_ms() - j->t0;
+	res.error = error;
+	if (error)
 		log_error("%s", error);   /* the same sentence for the operator's log */
-	}
-	events_end(j->ev, e);
-	j->ev->result_sent = 1;
+	events_result(j->ev, &res);
 	return exit_code;
 }
 
@@ -176,6 +175,16 @@ static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, struc
 	return r;
 }
 
+static int is_excluded(const struct job *j, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < j->n_excluded; i++)
+		if (strcmp(j->excluded[i], host) == 0)
+			return 1;
+	return 0;
+}
+
 static int acquire_slot(struct job *j, struct sb_error *e)
 {
 	struct sandbox_rec *all = NULL, *cands;
@@ -204,7 +213,7 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 					 j->spec->job_id, all[i].host);
 			goto out;
 		}
-		if (strcmp(all[i].state, REGISTRY_STATE_ACTIVE) != 0)
+		if (strcmp(all[i].state, REGISTRY_STATE_ACTIVE) != 0 || is_excluded(j, all[i].host))
 			continue;
 		cands[nc++] = all[i];
 		all[i] = (struct sandbox_rec)SANDBOX_REC_INIT;
@@ -214,6 +223,11 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 			sb_error_set(e, SB_ERR_UNAVAILABLE, "sandbox '%s' is not registered for account '%s'",
 				     j->spec->sandbox, j->spec->account) :
 			sb_error_set(e, SB_ERR_UNAVAILABLE, "no sandbox registered for account '%s'", j->spec->account);
+		goto out;
+	}
+	if (!nc && j->n_excluded) {
+		r = sb_error_set(e, SB_ERR_TRANSPORT, "every active sandbox of account '%s' is unreachable (last: %s)",
+				 j->spec->account, j->lease_why);
 		goto out;
 	}
 	if (!nc) {
@@ -258,65 +272,47 @@ out:
 
 /* ---- transport ---- */
 
-static int setup_transport(struct job *j, struct sb_error *e)
+/* The account's key in an agent: the supervisor's when it holds the key,
+ * else a private one for this run.  Always prepared, even with a warm
+ * master: a session whose master went away falls back to a direct
+ * connection, which needs the key. */
+static int setup_agent(struct job *j, struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
 	struct buf plain, raw, sup = BUF_INIT;
-	int r, alive = 0, has_key = 0;
+	int r, has_key = 0;
 
 	buf_init_secret(&plain, FERNET_MAX_PLAINTEXT + 1);
 	buf_init_secret(&raw, FERNET_MAX_PLAINTEXT);
-	if ((r = registry_account_get(j->kv, j->spec->account, &j->acct, e)) != 0) {
-		if (r == SB_ERR_NOTFOUND)
-			r = sb_error_set(e, SB_ERR_UNAVAILABLE,
-					 "account '%s' has no SSH key: run 'sshbox key set --account %s'",
-					 j->spec->account, j->spec->account);
-		goto out;
-	}
-	if ((r = transport_sync(j->kv, j->cfg, 0, e)) != 0)
-		goto out;
-	paths_alias(j->sbx.account, j->sbx.host, &j->alias);
-	if ((r = paths_control(j->cfg->state_dir, j->sbx.account, j->acct.key_version, j->sbx.host,
-			       j->sbx.port, j->sbx.user, &j->cpath, e)) != 0)
-		goto out;
-	j->target.cfg = j->cfg;
-	j->target.alias = j->alias.data;
-	j->target.host = j->sbx.host;
-	j->target.control_path = j->cpath.data;
-	j->target.agent_sock = NULL;
-	if ((r = ssh_master_check(&j->target, &alive, e)) != 0)
-		goto out;
-	if (alive)
-		goto out;   /* a warm master needs no agent */
-	/* the supervisor's agent, when it holds this account's key */
 	if ((r = paths_agent_sock(j->cfg->state_dir, j->sbx.account, &sup, e)) != 0)
 		goto out;
 	if (access(sup.data, F_OK) == 0 && agent_has_key(sup.data, j->acct.public_key, &has_key, NULL) == 0 &&
-	    has_key) {
-		r = ssh_master_ensure(&j->target, e);
-		goto out;
-	}
-	/* a private agent for this run only */
-	if ((r = paths_private_agent_sock(j->cfg->state_dir, j->sbx.account, (long)getpid(), &j->agent_sock, e)) != 0 ||
+	    has_key)
+		goto out;   /* the config's IdentityAgent is the supervisor's */
+	if ((r = paths_private_agent_sock(j->cfg->state_dir, (long)getpid(), &j->agent_sock, e)) != 0 ||
 	    (r = agent_start(&j->agent, j->agent_sock.data, e)) != 0)
 		goto out;
-	if ((r = config_fernet_keyring(j->cfg, &kr, e)) != 0)
-		goto out;
-	if ((r = fernet_decrypt(&kr, j->acct.key_token, strlen(j->acct.key_token), -1, &raw, e)) != 0) {
-		sb_error_set(e, SB_ERR_CRYPTO,
-			     "cannot decrypt the SSH key of account '%s': invalid Fernet token under the configured keys",
-			     j->spec->account);
+	if ((r = config_fernet_keyring(j->cfg, &kr, e)) != 0) {
 		r = SB_ERR_UNAVAILABLE;
 		goto out;
 	}
-	if ((r = keys_normalize(buf_cstr(&raw), raw.len, &plain)) != 0) {
-		r = sb_error_set(e, r, "cannot load the SSH key of account '%s': %s", j->spec->account, sb_err_str(r));
+	if (fernet_decrypt(&kr, j->acct.key_token, strlen(j->acct.key_token), -1, &raw, e) != 0) {
+		r = sb_error_set(e, SB_ERR_UNAVAILABLE,
+				 "cannot decrypt the SSH key of account '%s': invalid Fernet token under the configured keys",
+				 j->spec->account);
 		goto out;
 	}
-	if ((r = agent_add_key(j->agent_sock.data, plain.data, plain.len, j->spec->timeout_s + 300, e)) != 0)
+	if ((r = keys_normalize(buf_cstr(&raw), raw.len, &plain)) != 0) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "cannot load the SSH key of account '%s': %s", j->spec->account,
+				 sb_err_str(r));
 		goto out;
+	}
+	if ((r = agent_add_key(j->agent_sock.data, plain.data, plain.len, j->spec->timeout_s + 300, e)) != 0) {
+		sb_error_prefix(e, "cannot load the SSH key of account '%s'", j->spec->account);
+		r = e->code = SB_ERR_UNAVAILABLE;
+		goto out;
+	}
 	j->target.agent_sock = j->agent_sock.data;
-	r = ssh_master_ensure(&j->target, e);
 out:
 	buf_release(&plain);
 	buf_release(&raw);
@@ -325,10 +321,45 @@ out:
 	return r;
 }
 
+static int setup_transport(struct job *j, struct sb_error *e)
+{
+	int r;
+
+	if (!j->acct.account && (r = registry_account_get(j->kv, j->spec->account, &j->acct, e)) != 0) {
+		if (r == SB_ERR_NOTFOUND)
+			r = sb_error_set(e, SB_ERR_UNAVAILABLE,
+					 "account '%s' has no SSH key: run 'sshbox key set --account %s'",
+					 j->spec->account, j->spec->account);
+		return r;
+	}
+	if ((r = transport_sync(j->kv, j->cfg, 0, e)) != 0)
+		return r;
+	paths_alias(j->sbx.account, j->sbx.host, &j->alias);
+	if ((r = paths_control(j->cfg->state_dir, j->sbx.account, j->acct.key_version, j->sbx.host,
+			       j->sbx.port, j->sbx.user, j->sbx.host_key, &j->cpath, e)) != 0)
+		return r;
+	j->target.cfg = j->cfg;
+	j->target.alias = j->alias.data;
+	j->target.host = j->sbx.host;
+	j->target.control_path = j->cpath.data;
+	j->target.agent_sock = NULL;
+	if (!j->agent.sock && (r = setup_agent(j, e)) != 0)
+		return r;
+	if (j->agent.sock)
+		j->target.agent_sock = j->agent_sock.data;
+	if (check_signal(j))
+		return SB_ERR_CANCELLED;
+	r = ssh_master_ensure(&j->target, e);
+	if (!r && check_signal(j))
+		return SB_ERR_CANCELLED;
+	return r;
+}
+
 /* ---- the session ---- */
 
 static int build_input(struct job *j)
 {
+	char origin[VALIDATE_URL_MAX + 1] = "", slot_key[VALIDATE_ACCOUNT_MAX + VALIDATE_HOST_MAX + 16];
 	struct remote_params p;
 	const char *const *names = (const char *const *)strvec_argv(&j->spec->env_names);
 	const char *const *vals = (const char *const *)strvec_argv(&j->spec->env_values);
@@ -343,12 +374,20 @@ static int build_input(struct job *j)
 	p.fence = j->lock.fence;
 	p.claude = j->sbx.claude;
 	p.timeout_s = j->spec->timeout_s + 30;
-	p.heartbeat_s = REMOTE_HEARTBEAT_S;
+	p.heartbeat_s = j->remote_heartbeat_s;
 	p.env_names = names;
 	p.claude_args = (const char *const *)strvec_argv(&j->spec->claude_args);
 	p.repo_url = j->spec->has_repo ? j->spec->repo_url : NULL;
 	p.repo_ref = j->spec->has_repo ? j->spec->repo_ref : NULL;
 	p.have_token = j->spec->repo_token != NULL;
+	if (p.repo_url) {
+		const char *h = strstr(p.repo_url, "://");
+		size_t n = h ? (size_t)(h + 3 - p.repo_url) + strcspn(h + 3, "/?#") : 0;
+		snprintf(origin, sizeof(origin), "%.*s", (int)n, p.repo_url);
+		p.repo_origin = origin;
+	}
+	snprintf(slot_key, sizeof(slot_key), "%s@%s.%d", j->sbx.account, j->sbx.host, j->lock.slot);
+	p.slot_key = slot_key;
 	if ((r = remote_script(&j->in, &p)) != 0 ||
 	    (r = remote_put_blob(&j->in, j->spec->prompt, j->spec->prompt_len)) != 0)
 		return r;
@@ -394,7 +433,7 @@ static int start_session(struct job *j, struct sb_error *e)
 	fd_set_nonblock(j->ssh.out_fd);
 	fd_set_nonblock(j->ssh.err_fd);
 	j->session_t0 = j->last_output = clock_now_ms();
-	j->next_heartbeat = j->session_t0 + HEARTBEAT_MS;
+	j->next_heartbeat = j->session_t0 + j->heartbeat_ms;
 	return 0;
 }
 
@@ -496,6 +535,26 @@ static int marker(struct job *j, const char *line, size_t len)
 	return 1;
 }
 
+/* A line from the sandbox whose "type" starts with "sshbox." would pass for
+ * one of our events (a second sshbox.result): it is wrapped instead. */
+static int claims_sshbox_type(const char *line, size_t len)
+{
+	struct json_doc doc = JSON_DOC_INIT;
+	struct buf type = BUF_INIT;
+	int t, forged = 0;
+
+	if (!memmem(line, len, "sshbox.", 7))
+		return 0;
+	if (json_parse_object(&doc, line, len, 1 << 20, NULL) != 0)
+		return 1;
+	t = json_object_get(&doc, JSON_ROOT, "type");
+	if (t >= 0 && json_type(&doc, t) == JSON_STRING && json_get_string(&doc, t, &type) == 0)
+		forged = strncmp(buf_cstr(&type), "sshbox.", 7) == 0;
+	buf_release(&type);
+	json_doc_release(&doc);
+	return forged;
+}
+
 static void on_stdout_line(void *ctx, const char *line, size_t len)
 {
 	struct job *j = ctx;
@@ -508,7 +567,7 @@ static void on_stdout_line(void *ctx, const char *line, size_t len)
 	}
 	if (len == 0 || marker(j, line, len))
 		return;
-	if (json_validate(line, len, JSON_MODE_OBJECT, NULL) == 0) {
+	if (json_validate(line, len, JSON_MODE_OBJECT, NULL) == 0 && !claims_sshbox_type(line, len)) {
 		events_forward(j->ev, line, len);
 		if (len > 10 && memmem(line, len, "\"result\"", 8))
 			note_result_line(j, line, len);
@@ -683,13 +742,15 @@ static void run_loop(struct job *j)
 
 		if (child_poll(&j->ssh) && j->ssh.out_fd < 0 && j->ssh.err_fd < 0)
 			break;
-		if (j->ssh.reaped && (j->ssh.out_fd >= 0 || j->ssh.err_fd >= 0) && !j->kill_at)
-			j->kill_at = now + KILL_GRACE_MS;   /* a grandchild holds the pipes */
-		if (j->ssh.reaped && j->kill_at && now >= j->kill_at) {
+		if (j->ssh.reaped && (j->ssh.out_fd >= 0 || j->ssh.err_fd >= 0) && !j->pipes_grace_at)
+			j->pipes_grace_at = now + KILL_GRACE_MS;   /* a grandchild holds the pipes */
+		if (j->ssh.reaped && j->pipes_grace_at && now >= j->pipes_grace_at) {
 			if (j->ssh.out_fd >= 0) { close(j->ssh.out_fd); j->ssh.out_fd = -1; }
 			if (j->ssh.err_fd >= 0) { close(j->ssh.err_fd); j->ssh.err_fd = -1; }
 			break;
 		}
+		if (j->ev->broken && !j->stop_at)
+			begin_stop(j, STOP_CONSUMER);
 		/* timers */
 		if (!j->lease_lost && !(j->ssh.reaped))
 			renew_lease(j, now);
@@ -720,7 +781,7 @@ static void run_loop(struct job *j)
 		}
 		if (!j->stop_at && j->ssh.in_fd >= 0 && now >= j->next_heartbeat && j->in.len == 0) {
 			(void)buf_putc(&j->in, '\n');
-			j->next_heartbeat = now + HEARTBEAT_MS;
+			j->next_heartbeat = now + j->heartbeat_ms;
 		}
 		/* fds */
 		backpressure = events_pending(j->ev) > EVENTS_HIGH_WATER;
@@ -777,8 +838,10 @@ static const char *why_sentence(const char *why)
 		{ "clone", "cannot clone the repository on the sandbox (see sshbox.stderr)" },
 		{ "checkout", "cannot check out the requested ref on the sandbox (see sshbox.stderr)" },
 		{ "claude-missing", "the Claude Code executable was not found on the sandbox" },
+		{ "tools-missing", "setsid or timeout (util-linux, coreutils) is missing on the sandbox" },
 		{ "heartbeat", "the sandbox stopped the job: no heartbeat from sshbox" },
 		{ "eof", "the sandbox stopped the job: the session's input closed early" },
+		{ "busy", "the sandbox's slot is still held by a process of an earlier job (flock timed out)" },
 	};
 	size_t i;
 
@@ -805,6 +868,11 @@ static int finish(struct job *j)
 		return cancelled_exit(j);
 	if (j->lease_lost)
 		return emit_result(j, "error", SB_EXIT_TEMPFAIL, j->lease_why);
+	if (j->stop == STOP_CONSUMER)
+		return emit_result(j, "error", SB_EXIT_TEMPFAIL,
+				   "the reader of the event stream went away: stopped the job");
+	if (j->stop == STOP_INTERNAL)
+		return emit_result(j, "error", SB_EXIT_SOFTWARE, "out of memory while starting the stream");
 	if (j->stop == STOP_TIMEOUT) {
 		snprintf(msg, sizeof(msg), "the job ran longer than timeout_s (%d s)", j->spec->timeout_s);
 		return emit_result(j, "timeout", SB_EXIT_TIMEOUT, msg);
@@ -822,8 +890,10 @@ static int finish(struct job *j)
 	}
 	if (j->ended) {
 		const char *s = why_sentence(j->end_why);
+		/* heartbeat/eof: the transport failed us, not the job */
 		if (s)
-			return emit_result(j, "error", SB_EXIT_FAILED, s);
+			return emit_result(j, "error", strcmp(j->end_why, "heartbeat") == 0 || strcmp(j->end_why, "eof") == 0 ||
+						    strcmp(j->end_why, "busy") == 0 ? SB_EXIT_TEMPFAIL : SB_EXIT_FAILED, s);
 		snprintf(msg, sizeof(msg), "Claude Code exited with status %d without a result line", j->end_rc);
 		return emit_result(j, "failed", SB_EXIT_FAILED, msg);
 	}
@@ -837,11 +907,71 @@ static int finish(struct job *j)
 	return emit_result(j, "error", SB_EXIT_FAILED, msg);
 }
 
+static void emit_acquired(struct job *j)
+{
+	struct buf *b = &j->scratch;
+
+	events_begin(j->ev, b, "sshbox.acquired");
+	events_str(b, "sandbox", j->sbx.host);
+	events_int(b, "slot", j->lock.slot);
+	events_int(b, "fence", j->lock.fence);
+	events_end(j->ev, b);
+	events_flush(j->ev, 0);
+}
+
+/* A sandbox that cannot be reached: give its slot back and never pick it
+ * again in this run. */
+static int exclude_current(struct job *j, const struct sb_error *why)
+{
+	struct sb_error rel = SB_ERROR_INIT;
+	char **n = realloc(j->excluded, (j->n_excluded + 1) * sizeof(*n));
+
+	(void)lock_release(j->kv, &j->lock, &rel);
+	log_warn("%s; trying another sandbox", why->msg);
+	snprintf(j->lease_why, sizeof(j->lease_why), "%s", why->msg);
+	if (!n)
+		return SB_ERR_NOMEM;
+	j->excluded = n;
+	if (!(j->excluded[j->n_excluded] = strdup(j->sbx.host)))
+		return SB_ERR_NOMEM;
+	j->n_excluded++;
+	sandbox_rec_release(&j->sbx);
+	j->lock = (struct lock)LOCK_INIT;
+	return 0;
+}
+
+/* Setup may take a while (a cold connection): the lease must still be ours,
+ * with room to spare, before anything starts on the sandbox. */
+static int lease_fresh(struct job *j, struct sb_error *e)
+{
+	int64_t now = clock_now_ms();
+	int r;
+
+	if (now < j->lock.renewed_ms + j->lock.ttl_ms / 3)
+		return 0;
+	r = lock_renew(j->kv, &j->lock, e);
+	if (r == 0)
+		j->next_renew = j->lock.renewed_ms + j->lock.ttl_ms / 3;
+	return r == SB_ERR_NOTFOUND ? SB_ERR_REDIS : r;
+}
+
+static int exit_for(int r)
+{
+	switch (r) {
+	case SB_ERR_UNAVAILABLE: return SB_EXIT_UNAVAILABLE;
+	case SB_ERR_USAGE:
+	case SB_ERR_EXISTS: return SB_EXIT_USAGE;
+	case SB_ERR_NOMEM:
+	case SB_ERR_INTERNAL: return SB_EXIT_SOFTWARE;
+	default: return SB_EXIT_TEMPFAIL;
+	}
+}
+
 int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, int sigfd)
 {
 	struct job j;
 	struct sb_error e = SB_ERROR_INIT;
-	int rc, r;
+	int rc, r, tries;
 
 	memset(&j, 0, sizeof(j));
 	j.cfg = cfg;
@@ -855,46 +985,51 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 	j.sbx = (struct sandbox_rec)SANDBOX_REC_INIT;
 	j.acct = (struct account_rec)ACCOUNT_REC_INIT;
 	buf_init_secret(&j.in, 0);
+	/* the sandbox stops a job that hears nothing for half a lease, so a
+	 * vanished orchestrator's job is gone before its slot can be reused */
+	j.remote_heartbeat_s = cfg->lock_ttl_ms / 2000;
+	if (j.remote_heartbeat_s > REMOTE_HEARTBEAT_MAX_S)
+		j.remote_heartbeat_s = REMOTE_HEARTBEAT_MAX_S;
+	if (j.remote_heartbeat_s < 3)
+		j.remote_heartbeat_s = 3;
+	j.heartbeat_ms = (int64_t)j.remote_heartbeat_s * 1000 / 3;
+	if (j.heartbeat_ms > HEARTBEAT_MAX_MS)
+		j.heartbeat_ms = HEARTBEAT_MAX_MS;
 	srandom((unsigned)(getpid() ^ (unsigned)clock_now_ms()));
 
 	if ((r = kv_open(&j.kv, cfg->redis_url, cfg->redis_timeout_ms, &e)) != 0) {
 		rc = emit_result(&j, "error", SB_EXIT_TEMPFAIL, e.msg);
 		goto out;
 	}
-	r = acquire_slot(&j, &e);
-	if (r == SB_ERR_CANCELLED) {
-		rc = cancelled_exit(&j);
-		goto out;
+	for (tries = 0;; tries++) {
+		r = acquire_slot(&j, &e);
+		if (r)
+			break;
+		j.next_renew = j.lock.renewed_ms + j.lock.ttl_ms / 3;
+		emit_acquired(&j);
+		r = setup_transport(&j, &e);
+		if (r == SB_ERR_TRANSPORT && tries + 1 < MAX_CONNECT_TRIES) {
+			if ((r = exclude_current(&j, &e)) != 0)
+				break;
+			continue;
+		}
+		if (!r && (r = lease_fresh(&j, &e)) != 0)
+			sb_error_prefix(&e, "lost the lock on sandbox '%s' slot %d while connecting", j.sbx.host, j.lock.slot);
+		break;
 	}
+	if (!r && (r = start_session(&j, &e)) == 0)
+		jobspec_drop_secrets(spec);   /* they are in j.in now, wiped once sent */
 	if (r) {
-		rc = emit_result(&j, "error", r == SB_ERR_EXISTS ? SB_EXIT_USAGE : sb_err_exit_code(r), e.msg);
-		goto out;
-	}
-	j.next_renew = j.lock.renewed_ms + j.lock.ttl_ms / 3;
-	{
-		struct buf *b = &j.scratch;
-		events_begin(ev, b, "sshbox.acquired");
-		events_str(b, "sandbox", j.sbx.host);
-		events_int(b, "slot", j.lock.slot);
-		events_int(b, "fence", j.lock.fence);
-		events_end(ev, b);
-		events_flush(ev, 0);
-	}
-	if ((r = setup_transport(&j, &e)) != 0 || (r = start_session(&j, &e)) != 0) {
-		struct sb_error rel = SB_ERROR_INIT;
-		(void)lock_release(j.kv, &j.lock, &rel);
-		if (check_signal(&j))
+		if (r == SB_ERR_CANCELLED || check_signal(&j))
 			rc = cancelled_exit(&j);
 		else
-			rc = emit_result(&j, "error", r == SB_ERR_UNAVAILABLE ? SB_EXIT_UNAVAILABLE :
-					 r == SB_ERR_USAGE ? SB_EXIT_USAGE : SB_EXIT_TEMPFAIL, e.msg);
+			rc = emit_result(&j, "error", exit_for(r), e.msg);
 		goto out;
 	}
 	j.out_framer = ndjson_new((size_t)cfg->max_line_bytes);
 	j.err_framer = ndjson_new(STDERR_LINE_MAX);
-	if (!j.out_framer || !j.err_framer) {
-		begin_stop(&j, STOP_SIGTERM);
-	}
+	if (!j.out_framer || !j.err_framer)
+		begin_stop(&j, STOP_INTERNAL);
 	write_input(&j);
 	run_loop(&j);
 	child_close_fds(&j.ssh);
@@ -910,6 +1045,9 @@ out:
 		agent_stop(&j.agent);
 	if (j.ssh_log.data)
 		(void)unlink(j.ssh_log.data);
+	while (j.n_excluded)
+		free(j.excluded[--j.n_excluded]);
+	free(j.excluded);
 	ndjson_free(j.out_framer);
 	ndjson_free(j.err_framer);
 	buf_release(&j.in);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "json.h"
@@ -124,6 +125,9 @@ static int parse_repo(struct jobspec *s, const struct json_doc *d, int obj, stru
 	}
 	if (!r && !s->repo_url)
 		r = sb_error_set(e, SB_ERR_USAGE, "invalid job spec: missing field 'repo.url'");
+	if (!r && s->repo_token && strncasecmp(s->repo_url, "https://", 8) != 0)
+		r = sb_error_set(e, SB_ERR_USAGE,
+				 "invalid field 'repo.url' in job spec: a token is only sent over https");
 	return r;
 }
 
@@ -279,24 +283,31 @@ out:
 	return r;
 }
 
-void jobspec_release(struct jobspec *s)
+void jobspec_drop_secrets(struct jobspec *s)
 {
 	size_t i;
 
-	free(s->account);
-	free(s->job_id);
 	if (s->prompt) {
 		secret_wipe(s->prompt, s->prompt_len);
 		free(s->prompt);
+		s->prompt = NULL;
 	}
-	free(s->sandbox);
-	free(s->repo_url);
-	free(s->repo_ref);
 	secret_free_str(s->repo_token);
-	strvec_clear(&s->claude_args);
-	strvec_clear(&s->env_names);
+	s->repo_token = NULL;
 	for (i = 0; i < s->env_values.n; i++)
 		secret_wipe(s->env_values.v[i], strlen(s->env_values.v[i]));
 	strvec_clear(&s->env_values);
+}
+
+void jobspec_release(struct jobspec *s)
+{
+	jobspec_drop_secrets(s);
+	free(s->account);
+	free(s->job_id);
+	free(s->sandbox);
+	free(s->repo_url);
+	free(s->repo_ref);
+	strvec_clear(&s->claude_args);
+	strvec_clear(&s->env_names);
 	memset(s, 0, sizeof(*s));
 }

@@ -42,5 +42,8 @@ struct jobspec {
 int jobspec_parse(struct jobspec *spec, const char *json, size_t len, const struct config *cfg,
 		  struct sb_error *e);
 void jobspec_release(struct jobspec *spec);
+/* Wipe and free the prompt, env values and token once they were handed on
+ * (names and the rest stay). */
+void jobspec_drop_secrets(struct jobspec *spec);
 
 #endif

@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 
 	ensure_std_fds();
 	signal(SIGPIPE, SIG_IGN);     /* EPIPE is an error we handle */
+	signal(SIGCHLD, SIG_DFL);     /* an inherited SIG_IGN would hide exit statuses */
 	umask(077);
 	secret_process_harden();
 	if ((lvl = getenv("SSHBOX_LOG_LEVEL")) != NULL && log_level_parse(lvl) >= 0)

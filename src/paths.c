@@ -6,6 +6,8 @@
 
 #include "fsutil.h"
 
+static int socket_path(struct buf *out, struct sb_error *e);
+
 static int sub(const char *state, const char *rest, struct buf *out)
 {
 	buf_reset(out);
@@ -20,21 +22,24 @@ int paths_agent_sock(const char *state, const char *account, struct buf *out, st
 	buf_reset(out);
 	if (buf_printf(out, "%s/agent/%s.sock", state, account) < 0)
 		return SB_ERR_NOMEM;
+	return socket_path(out, e);
+}
+
+static int socket_path(struct buf *out, struct sb_error *e)
+{
 	if (out->len > PATHS_SOCKET_MAX)
 		return sb_error_set(e, SB_ERR_USAGE, "agent socket path '%s' longer than %d bytes: use a shorter state_dir",
 				    out->data, PATHS_SOCKET_MAX);
 	return 0;
 }
 
-int paths_private_agent_sock(const char *state, const char *account, long pid, struct buf *out, struct sb_error *e)
+/* In a directory of their own: "<account>.<pid>" could be an account name. */
+int paths_private_agent_sock(const char *state, long pid, struct buf *out, struct sb_error *e)
 {
 	buf_reset(out);
-	if (buf_printf(out, "%s/agent/%s.%ld.sock", state, account, pid) < 0)
+	if (buf_printf(out, "%s/agent/run/%ld.sock", state, pid) < 0)
 		return SB_ERR_NOMEM;
-	if (out->len > PATHS_SOCKET_MAX)
-		return sb_error_set(e, SB_ERR_USAGE, "agent socket path '%s' longer than %d bytes: use a shorter state_dir",
-				    out->data, PATHS_SOCKET_MAX);
-	return 0;
+	return socket_path(out, e);
 }
 
 int paths_pubkey(const char *state, const char *account, long long key_version, struct buf *out)
@@ -44,7 +49,8 @@ int paths_pubkey(const char *state, const char *account, long long key_version, 
 }
 
 int paths_control(const char *state, const char *account, long long key_version,
-		  const char *host, int port, const char *user, struct buf *out, struct sb_error *e)
+		  const char *host, int port, const char *user, const char *host_key,
+		  struct buf *out, struct sb_error *e)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0, i;
@@ -52,7 +58,8 @@ int paths_control(const char *state, const char *account, long long key_version,
 	int r;
 
 	/* NUL separators: no two tuples can produce the same input */
-	if (buf_printf(&in, "%s%c%lld%c%s%c%d%c%s", account, 0, key_version, 0, host, 0, port, 0, user) < 0) {
+	if (buf_printf(&in, "%s%c%lld%c%s%c%d%c%s%c%s", account, 0, key_version, 0, host, 0, port, 0, user,
+		       0, host_key ? host_key : "") < 0) {
 		buf_release(&in);
 		return SB_ERR_NOMEM;
 	}
@@ -92,7 +99,7 @@ int paths_alias(const char *account, const char *host, struct buf *out)
 
 int paths_prepare_state(const char *state, struct sb_error *e)
 {
-	static const char *const subs[] = { "agent", "keys", "cm", "lock", "log" };
+	static const char *const subs[] = { "agent", "agent/run", "keys", "cm", "lock", "log" };
 	struct buf p = BUF_INIT;
 	size_t i;
 	int r;

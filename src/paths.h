@@ -3,7 +3,7 @@
  * <state>/ssh_config            generated ssh config (sshconf)
  * <state>/known_hosts           pinned host keys, one line per alias
  * <state>/agent/<account>.sock  the supervisor's agent for an account
- * <state>/agent/<account>.<pid>.sock  a private agent of one `sshbox run`
+ * <state>/agent/run/<pid>.sock        a private agent of one `sshbox run`
  * <state>/keys/<account>-v<N>.pub     public key selecting the agent key
  * <state>/cm/<digest>           ControlMaster sockets (<= 90 bytes)
  * <state>/lock/                 local flock files
@@ -21,12 +21,15 @@
 int paths_ssh_config(const char *state, struct buf *out);
 int paths_known_hosts(const char *state, struct buf *out);
 int paths_agent_sock(const char *state, const char *account, struct buf *out, struct sb_error *e);
-int paths_private_agent_sock(const char *state, const char *account, long pid, struct buf *out, struct sb_error *e);
+int paths_private_agent_sock(const char *state, long pid, struct buf *out, struct sb_error *e);
 int paths_pubkey(const char *state, const char *account, long long key_version, struct buf *out);
-/* ControlPath named by a digest of (account, key version, host, port, user):
- * %C alone would let two accounts share one authenticated master. */
+/* ControlPath named by a digest of (account, key version, host, port, user,
+ * pinned host key): %C alone would let two accounts share one authenticated
+ * master; the key version and the host key make a rotated key or a re-pinned
+ * host open fresh masters instead of riding old ones. */
 int paths_control(const char *state, const char *account, long long key_version,
-		  const char *host, int port, const char *user, struct buf *out, struct sb_error *e);
+		  const char *host, int port, const char *user, const char *host_key,
+		  struct buf *out, struct sb_error *e);
 int paths_lock(const char *state, const char *name, struct buf *out);
 int paths_log(const char *state, const char *name, struct buf *out);
 /* Host alias used in ssh_config and by operators: sbx-<account>-<host>. */

@@ -33,62 +33,85 @@ int remote_put_blob(struct buf *out, const char *data, size_t len)
 }
 
 /* The job script.  Rules it keeps (notes/openssh.md §2.5, §4.4):
- * kill first, write afterwards (a write to a dead session SIGPIPEs us);
- * secrets only in variables and in the job's environment, never in argv or
- * files; the prompt reaches Claude through a pipe from a builtin printf. */
+ * - kill first, write afterwards: every marker goes through sb_say, a
+ *   throw-away subshell, so a write to a dead session (SIGPIPE) can never
+ *   kill the script before it cleaned up; an EXIT trap cleans up anyway;
+ * - the job's env values exist only in the subshell that execs Claude Code,
+ *   never in this shell (a job variable named PATH, IFS or sb_pid must not
+ *   change how the watchdog runs); tools are resolved to absolute paths
+ *   before that;
+ * - secrets only in variables and Claude Code's environment, never in argv
+ *   or files; the prompt reaches it through a pipe from a builtin printf;
+ * - the slot's flock fd is closed for the job: a daemon it leaves behind
+ *   must not hold the slot's lock;
+ * - empty arrays are expanded as ${a[@]+"${a[@]}"} (bash < 4.4 and set -u). */
 static const char script_body[] =
 	"set -u\n"
 	"umask 077\n"
 	"sb_read() { local n; IFS= read -r n || exit 97; case $n in (*[!0-9]*|\"\") exit 98;; esac\n"
-	"  if [ \"$n\" -gt 0 ]; then REPLY=$(head -c \"$n\"; printf x) || exit 99; REPLY=${REPLY%x}; else REPLY=; fi; }\n"
+	"  if [ \"$n\" -gt 0 ]; then REPLY=$(head -c \"$n\"; printf x); REPLY=${REPLY%x}; else REPLY=; fi\n"
+	"  local LC_ALL=C; [ \"${#REPLY}\" -eq \"$n\" ] || exit 99; }\n"
 	"sb_read; sb_prompt=$REPLY\n"
-	"sb_vals=(); for sb_n in \"${sb_envnames[@]}\"; do sb_read; sb_vals+=(\"$REPLY\"); done\n"
+	"sb_vals=(); for sb_n in ${sb_envnames[@]+\"${sb_envnames[@]}\"}; do sb_read; sb_vals+=(\"$REPLY\"); done\n"
 	"sb_token=; if [ \"$sb_have_token\" = 1 ]; then sb_read; sb_token=$REPLY; fi\n"
-	"printf 'sshbox-begin %s\\n' \"$sb_nonce\"\n"
-	"sb_end() { printf '\\nsshbox-end %s %s %s\\n' \"$sb_nonce\" \"$1\" \"$2\"; exit 0; }\n"
-	"sb_ms() { local t; t=$(date +%s%3N); printf '%s' \"$t\"; }\n"
-	"mkdir -p -- \"$sb_work/jobs\" \"$sb_work/slots\" 2>/dev/null || { echo \"sshbox: cannot create $sb_work/jobs\" >&2; sb_end 1 workdir; }\n"
+	"sb_say() { ( printf \"$@\" ) 2>/dev/null; }\n"
+	"sb_say 'sshbox-begin %s\\n' \"$sb_nonce\"\n"
+	"sb_dir=; sb_aux=; sb_pid=\n"
+	"sb_cleanup() { cd / 2>/dev/null; if [ -n \"$sb_dir\" ]; then rm -rf -- \"$sb_dir\" \"$sb_aux\" 2>/dev/null; fi; sb_dir=; }\n"
+	"trap sb_cleanup EXIT\n"
+	"sb_end() { sb_cleanup; sb_say '\\nsshbox-end %s %s %s\\n' \"$sb_nonce\" \"$1\" \"$2\"; exit 0; }\n"
+	"sb_err() { ( echo \"sshbox: $*\" >&2 ) 2>/dev/null; }\n"
+	"sb_ms() { date +%s%3N; }\n"
+	"mkdir -p -- \"$sb_work/jobs\" \"$sb_work/slots\" 2>/dev/null || { sb_err \"cannot create $sb_work/jobs\"; sb_end 1 workdir; }\n"
 	/* fencing: a lower fence never starts over a higher one */
-	"exec 8>\"$sb_work/slots/$sb_slot.lock\" || sb_end 1 workdir\n"
-	"flock -w 30 8 || sb_end 1 fenced\n"
-	"sb_cur=0; [ -r \"$sb_work/slots/$sb_slot.fence\" ] && read -r sb_cur < \"$sb_work/slots/$sb_slot.fence\"\n"
+	"sb_slotf=$sb_work/slots/$sb_slotkey\n"
+	"exec 8>\"$sb_slotf.lock\" || sb_end 1 workdir\n"
+	"flock -w 30 8 || { sb_err \"slot $sb_slot is still locked by a process of an earlier job\"; sb_end 1 busy; }\n"
+	"sb_cur=0; [ -r \"$sb_slotf.fence\" ] && read -r sb_cur < \"$sb_slotf.fence\"\n"
 	"case $sb_cur in (*[!0-9]*|\"\") sb_cur=0;; esac\n"
-	"if [ \"$sb_cur\" -gt \"$sb_fence\" ]; then echo \"sshbox: slot $sb_slot already ran fence $sb_cur > $sb_fence\" >&2; sb_end 1 fenced; fi\n"
-	/* a previous holder of this slot whose lease is gone: stop it */
-	"if [ -r \"$sb_work/slots/$sb_slot.pgid\" ]; then read -r sb_old sb_oldf < \"$sb_work/slots/$sb_slot.pgid\"\n"
-	"  case $sb_old in (*[!0-9]*|\"\") ;; (*) if tr '\\0' '\\n' < /proc/$sb_old/environ 2>/dev/null | grep -qx \"SSHBOX_FENCE=$sb_oldf\"; then kill -KILL -- \"-$sb_old\" 2>/dev/null; fi;; esac; fi\n"
-	"printf '%s\\n' \"$sb_fence\" > \"$sb_work/slots/$sb_slot.fence.tmp\" && mv -f -- \"$sb_work/slots/$sb_slot.fence.tmp\" \"$sb_work/slots/$sb_slot.fence\" || sb_end 1 workdir\n"
-	"sb_dir=$sb_work/jobs/$sb_job\n"
-	"rm -rf -- \"$sb_dir\"; mkdir -- \"$sb_dir\" || { exec 8>&-; sb_end 1 jobdir; }\n"
+	"if [ \"$sb_cur\" -gt \"$sb_fence\" ]; then sb_err \"slot $sb_slot already ran fence $sb_cur > $sb_fence\"; sb_end 1 fenced; fi\n"
+	/* a previous holder of this slot whose lease is gone: stop its group.
+	 * The leader's environment proves it is ours; a dead leader with a
+	 * live group is ours too (a pid is not reused while it names a group). */
+	"if [ -r \"$sb_slotf.pgid\" ]; then read -r sb_old sb_oldf < \"$sb_slotf.pgid\"\n"
+	"  case ${sb_old:-x} in (*[!0-9]*) ;; (*)\n"
+	"    if [ -r /proc/$sb_old/environ ]; then\n"
+	"      if tr '\\0' '\\n' < /proc/$sb_old/environ 2>/dev/null | grep -qx \"SSHBOX_FENCE=$sb_oldf\"; then kill -KILL -- \"-$sb_old\" 2>/dev/null; fi\n"
+	"    else kill -KILL -- \"-$sb_old\" 2>/dev/null; fi;;\n"
+	"  esac; fi\n"
+	"printf '%s\\n' \"$sb_fence\" > \"$sb_slotf.fence.tmp\" && mv -f -- \"$sb_slotf.fence.tmp\" \"$sb_slotf.fence\" || sb_end 1 workdir\n"
 	/* Claude Code keeps a transcript (with the prompt) under its config dir
 	 * and scratch files under TMPDIR: both live beside the job dir and go
 	 * with it, unless the job's env chose otherwise. */
-	"sb_aux=$sb_work/jobs/.$sb_job\n"
-	"rm -rf -- \"$sb_aux\"; mkdir -p -- \"$sb_aux/claude\" \"$sb_aux/tmp\" || { exec 8>&-; sb_end 1 jobdir; }\n"
-	"sb_cleanup() { cd / && rm -rf -- \"$sb_dir\" \"$sb_aux\"; }\n"
+	"sb_dir=$sb_work/jobs/$sb_job; sb_aux=$sb_work/jobs/.$sb_job\n"
+	"rm -rf -- \"$sb_dir\" \"$sb_aux\"; mkdir -- \"$sb_dir\" && mkdir -p -- \"$sb_aux/claude\" \"$sb_aux/tmp\" || sb_end 1 jobdir\n"
 	"if [ -n \"$sb_repo_url\" ]; then\n"
 	"  sb_t0=$(sb_ms)\n"
 	"  export GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/false SSH_ASKPASS=/bin/false\n"
+	/* the token answers only for the repository's own origin */
 	"  sb_cred='!f() { test \"$1\" = get || return 0; echo username=x-access-token; echo \"password=$SSHBOX_GIT_TOKEN\"; }; f'\n"
-	"  if ! SSHBOX_GIT_TOKEN=$sb_token git -c credential.helper= -c \"credential.helper=$sb_cred\" clone --quiet -- \"$sb_repo_url\" \"$sb_dir\" </dev/null >&2; then\n"
-	"    exec 8>&-; sb_cleanup; sb_end 1 clone; fi\n"
+	"  if ! SSHBOX_GIT_TOKEN=$sb_token git -c credential.helper= -c \"credential.$sb_repo_origin.helper=$sb_cred\" clone --quiet -- \"$sb_repo_url\" \"$sb_dir\" </dev/null >&2; then\n"
+	"    sb_end 1 clone; fi\n"
 	"  if [ -n \"$sb_repo_ref\" ] && ! git -C \"$sb_dir\" -c advice.detachedHead=false checkout --quiet \"$sb_repo_ref\" -- </dev/null >&2; then\n"
-	"    exec 8>&-; sb_cleanup; sb_end 1 checkout; fi\n"
-	"  printf 'sshbox-repo %s clone %s\\n' \"$sb_nonce\" \"$(( $(sb_ms) - sb_t0 ))\"\n"
+	"    sb_end 1 checkout; fi\n"
+	"  sb_say 'sshbox-repo %s clone %s\\n' \"$sb_nonce\" \"$(( $(sb_ms) - sb_t0 ))\"\n"
 	"fi\n"
-	"cd -- \"$sb_dir\" || { exec 8>&-; sb_cleanup; sb_end 1 jobdir; }\n"
-	"if ! command -v -- \"$sb_claude\" >/dev/null 2>&1; then echo \"sshbox: Claude Code executable '$sb_claude' not found on the sandbox\" >&2; exec 8>&-; sb_cleanup; sb_end 127 claude-missing; fi\n"
-	"unset CLAUDECODE; for sb_v in $(compgen -e); do case $sb_v in (CLAUDE_CODE_*) unset \"$sb_v\";; esac; done\n"
-	"export IS_SANDBOX=1 SSHBOX_JOB=\"$sb_job\" SSHBOX_FENCE=\"$sb_fence\" CLAUDE_CONFIG_DIR=\"$sb_aux/claude\" TMPDIR=\"$sb_aux/tmp\"\n"
-	"sb_i=0; for sb_n in \"${sb_envnames[@]}\"; do export \"$sb_n=${sb_vals[$sb_i]}\"; sb_i=$((sb_i+1)); done\n"
-	"if [ -n \"$sb_token\" ]; then export GH_TOKEN=\"$sb_token\"; fi\n"
-	"setsid timeout -k 10 \"$sb_timeout\" \"$sb_claude\" -p --output-format stream-json --verbose \"${sb_args[@]}\" < <(printf '%s' \"$sb_prompt\") &\n"
+	"cd -- \"$sb_dir\" || sb_end 1 jobdir\n"
+	"if ! sb_cl=$(command -v -- \"$sb_claude\" 2>/dev/null); then sb_err \"Claude Code executable '$sb_claude' not found on the sandbox\"; sb_end 127 claude-missing; fi\n"
+	"sb_setsid=$(command -v setsid) && sb_tmo=$(command -v timeout) || { sb_err 'setsid or timeout missing on the sandbox'; sb_end 127 tools-missing; }\n"
+	"sb_assign=(); for sb_i in ${sb_envnames[@]+\"${!sb_envnames[@]}\"}; do sb_assign+=(\"${sb_envnames[$sb_i]}=${sb_vals[$sb_i]}\"); done\n"
+	"if [ -n \"$sb_token\" ]; then sb_assign+=(\"GH_TOKEN=$sb_token\"); fi\n"
+	"( set -- \"$sb_setsid\" \"$sb_tmo\" -k 10 \"$sb_timeout\" \"$sb_cl\" -p --output-format stream-json --verbose ${sb_args[@]+\"${sb_args[@]}\"}\n"
+	"  exec 0< <(printf '%s' \"$sb_prompt\") 8>&-\n"
+	"  unset CLAUDECODE; for sb_v in $(compgen -e); do case $sb_v in (CLAUDE_CODE_*) unset \"$sb_v\";; esac; done\n"
+	"  export IS_SANDBOX=1 SSHBOX_JOB=\"$sb_job\" SSHBOX_FENCE=\"$sb_fence\" CLAUDE_CONFIG_DIR=\"$sb_aux/claude\" TMPDIR=\"$sb_aux/tmp\"\n"
+	"  if [ \"${#sb_assign[@]}\" -gt 0 ]; then export -- \"${sb_assign[@]}\"; fi\n"
+	"  exec \"$@\" ) &\n"
 	"sb_pid=$!\n"
-	"sb_prompt=; sb_vals=(); sb_token=\n"
-	"for sb_n in \"${sb_envnames[@]}\"; do unset \"$sb_n\"; done; unset GH_TOKEN\n"
-	"printf '%s %s\\n' \"$sb_pid\" \"$sb_fence\" > \"$sb_work/slots/$sb_slot.pgid\"\n"
+	"sb_prompt=; sb_vals=(); sb_token=; sb_assign=()\n"
+	"printf '%s %s\\n' \"$sb_pid\" \"$sb_fence\" > \"$sb_slotf.pgid\"\n"
 	"exec 8>&-\n"
-	"printf 'sshbox-started %s %s\\n' \"$sb_nonce\" \"$sb_dir\"\n"
+	"sb_say 'sshbox-started %s %s\\n' \"$sb_nonce\" \"$sb_dir\"\n"
 	"sb_last=$SECONDS; sb_why=\n"
 	"while kill -0 \"$sb_pid\" 2>/dev/null; do\n"
 	"  IFS= read -r -t 1 sb_l; sb_st=$?\n"
@@ -103,8 +126,9 @@ static const char script_body[] =
 	"fi\n"
 	"wait \"$sb_pid\"; sb_rc=$?\n"
 	"kill -KILL -- \"-$sb_pid\" 2>/dev/null\n"
-	"sb_cleanup\n"
-	"rm -f -- \"$sb_work/slots/$sb_slot.pgid\"\n"
+	/* forget the slot's group only if it is still ours (a newer holder may
+	 * have killed us and written its own) */
+	"exec 8>\"$sb_slotf.lock\" && flock -w 5 8 && { read -r sb_p sb_f < \"$sb_slotf.pgid\" && [ \"$sb_p $sb_f\" = \"$sb_pid $sb_fence\" ] && rm -f -- \"$sb_slotf.pgid\"; exec 8>&-; }\n"
 	"sb_end \"$sb_rc\" \"${sb_why:-exit}\"\n";
 
 int remote_script(struct buf *out, const struct remote_params *p)
@@ -121,6 +145,11 @@ int remote_script(struct buf *out, const struct remote_params *p)
 	r |= buf_puts(&s, "sb_claude=") | remote_quote(&s, p->claude);
 	r |= buf_puts(&s, "\nsb_repo_url=") | remote_quote(&s, p->repo_url ? p->repo_url : "");
 	r |= buf_puts(&s, "\nsb_repo_ref=") | remote_quote(&s, p->repo_ref ? p->repo_ref : "");
+	r |= buf_puts(&s, "\nsb_repo_origin=") | remote_quote(&s, p->repo_origin ? p->repo_origin : "");
+	if (p->slot_key)
+		r |= buf_puts(&s, "\nsb_slotkey=") | remote_quote(&s, p->slot_key);
+	else
+		r |= buf_printf(&s, "\nsb_slotkey=%d", p->slot);
 	r |= buf_puts(&s, "\nsb_envnames=(");
 	for (v = p->env_names; v && *v; v++)
 		r |= buf_putc(&s, ' ') | remote_quote(&s, *v);

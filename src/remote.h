@@ -11,8 +11,8 @@
  *   sshbox-repo NONCE ACTION MS         repository step done (clone|fetch|reuse)
  *   sshbox-started NONCE DIR            Claude Code started in DIR
  *   sshbox-end NONCE RC WHY             last line; RC = Claude's exit code
- * WHY is one word: exit, eof, cancel, heartbeat, fenced, workdir, jobdir,
- * clone, checkout, claude-missing.  docs/remote-protocol.md has the details. */
+ * WHY is one word: exit, eof, cancel, heartbeat, fenced, busy, workdir,
+ * jobdir, clone, checkout, claude-missing, tools-missing.  docs/remote-protocol.md has the details. */
 #ifndef SSHBOX_REMOTE_H
 #define SSHBOX_REMOTE_H
 
@@ -33,6 +33,8 @@ struct remote_params {
 	const char *const *claude_args; /* NULL-terminated, any bytes but NUL */
 	const char *repo_url;    /* NULL: empty working directory */
 	const char *repo_ref;    /* NULL: the remote's default branch */
+	const char *repo_origin; /* scheme://host[:port] of repo_url: the token's scope */
+	const char *slot_key;    /* "<account>@<host>.<slot>": names the slot's files */
 	int have_token;
 };
 

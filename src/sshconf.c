@@ -14,7 +14,7 @@ int sshconf_render(const struct config *cfg, const struct sshconf_host *hosts, s
 {
 	struct buf alias = BUF_INIT, cp = BUF_INIT, agent = BUF_INIT, pub = BUF_INIT, khp = BUF_INIT;
 	const char *st = cfg->state_dir;
-	size_t i;
+	size_t i, j;
 	int r = 0;
 
 	if (strpbrk(st, " \t\"'\\#%$~,\n") != NULL)
@@ -26,10 +26,28 @@ int sshconf_render(const struct config *cfg, const struct sshconf_host *hosts, s
 	for (i = 0; i < n && !r; i++) {
 		const struct sshconf_host *h = &hosts[i];
 
-		if ((r = paths_control(st, h->account, h->key_version, h->host, h->port, h->user, &cp, e)) != 0 ||
+		if ((r = paths_control(st, h->account, h->key_version, h->host, h->port, h->user, h->host_key, &cp, e)) != 0 ||
 		    (r = paths_agent_sock(st, h->account, &agent, e)) != 0)
 			break;
 		paths_alias(h->account, h->host, &alias);
+		/* "sbx-<account>-<host>" is ambiguous ('-' is legal in both):
+		 * ssh takes the first matching block, so a second sandbox
+		 * with the same alias would use the first one's host,
+		 * ControlPath (master) and agent. */
+		for (j = 0; j < i; j++) {
+			struct buf other = BUF_INIT;
+			int same;
+			paths_alias(hosts[j].account, hosts[j].host, &other);
+			same = strcmp(buf_cstr(&other), alias.data) == 0;
+			buf_release(&other);
+			if (same) {
+				r = sb_error_set(e, SB_ERR_USAGE, "sandboxes %s/%s and %s/%s share the ssh alias '%s'",
+						 hosts[j].account, hosts[j].host, h->account, h->host, alias.data);
+				break;
+			}
+		}
+		if (r)
+			break;
 		paths_pubkey(st, h->account, h->key_version, &pub);
 		r |= buf_printf(out,
 				"\nHost %s\n"

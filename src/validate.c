@@ -346,8 +346,9 @@ int validate_job_id(const char *value, struct sb_error *e)
 
 	if (r)
 		return r;
-	if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0)
-		return refuse(e, "job_id", value, "must not be \".\" or \"..\"");
+	/* jobs/.<job_id> is the job's private side directory on the sandbox */
+	if (value[0] == '.')
+		return refuse(e, "job_id", value, "must not start with '.'");
 	return 0;
 }
 
@@ -434,6 +435,14 @@ int validate_repo_url(const char *value, struct sb_error *e)
 	size_t hlen;
 	int r;
 
+	/* credentials are secrets: refuse them before anything echoes the value */
+	if (value && (auth = strstr(value, "://")) != NULL) {
+		auth += 3;
+		end = auth + strcspn(auth, "/?#");
+		if (memchr(auth, '@', (size_t)(end - auth)))
+			return refuse(e, "repo.url", NULL,
+				      "must not contain credentials (pass the token in repo.token)");
+	}
 	r = check_chars("repo.url", value, VALIDATE_URL_MAX, url_char, 0, e);
 	if (r)
 		return r;

@@ -51,7 +51,8 @@ int validate_workdir(const char *value, struct sb_error *e);
 int validate_slots(const char *value, struct sb_error *e);
 int validate_slots_parse(const char *value, int *slots, struct sb_error *e);
 int validate_slots_num(long slots, struct sb_error *e);
-/* `[A-Za-z0-9._-]{1,64}`, and not "." or ".." (it names a directory). */
+/* `[A-Za-z0-9._-]{1,64}`, not starting with '.' (it names jobs/<id>/ and
+ * jobs/.<id>/ on the sandbox). */
 int validate_job_id(const char *value, struct sb_error *e);
 /* A bare command name `[A-Za-z0-9._-]{1,200}` not starting with '-' and not
  * "." or "..", or an absolute path under the workdir rules.  Field "claude". */

@@ -278,7 +278,8 @@ static void test_job_id(void)
 	ACCEPTED(validate_job_id, "job_id", big);
 	ACCEPTED(validate_job_id, "job_id", "rb-2041");
 	ACCEPTED(validate_job_id, "job_id", "A.b_c-9");
-	ACCEPTED(validate_job_id, "job_id", "...");
+	REFUSED(validate_job_id, "job_id", "...");
+	REFUSED(validate_job_id, "job_id", ".hidden");
 }
 
 static void test_claude(void)
