@@ -88,8 +88,15 @@ child_exec(struct child *c, int pin[2], int pout[2], int perr[2], int errpipe, i
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sigaction(sig, &sa, NULL) < 0 && errno == EINVAL) {
+			/* glibc keeps 32 and 33 for itself and refuses them, but an
+			 * ignored disposition there is inherited across exec too */
+			struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } k;
+			memset(&k, 0, sizeof(k));   /* SIG_DFL */
+			(void)syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(k.mask));
+		}
+	}
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 
