@@ -10,13 +10,17 @@
 #include "kv.h"
 #include "lock.h"
 #include "registry.h"
+#include "sched.h"
 #include "validate.h"
 
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct sb_error e = SB_ERROR_INIT;
 	struct sandbox_rec *list = NULL;
-	struct buf out = BUF_INIT;
+	struct buf out = BUF_INIT, queues = BUF_INIT;
+	struct sched_health health;
+	long long qlen = 0;
+	int nq = 0;
 	struct kv *kv = NULL;
 	size_t n = 0, i;
 	int r = 0, k;
@@ -34,8 +38,22 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		struct lock_holder h[VALIDATE_SLOTS_MAX];
 		int used = 0;
 
-		if ((r = lock_list_holders(kv, list[i].account, list[i].host, list[i].slots, h, &used, &e)) != 0)
+		if ((r = lock_list_holders(kv, list[i].account, list[i].host, list[i].slots, h, &used, &e)) != 0 ||
+		    (r = sched_health_get(kv, list[i].account, list[i].host, &health, &e)) != 0)
 			break;
+		if (i == 0 || strcmp(list[i].account, list[i - 1].account) != 0) {
+			if ((r = sched_queue_len(kv, list[i].account, &qlen, &e)) != 0)
+				break;
+			if (ctx->json) {
+				if (nq)
+					buf_putc(&queues, ',');
+				cmd_json_string(&queues, list[i].account);
+				buf_printf(&queues, ":%lld", qlen);
+				nq++;
+			} else {
+				buf_printf(&out, "account %s: %lld job%s waiting\n", list[i].account, qlen, qlen == 1 ? "" : "s");
+			}
+		}
 		if (ctx->json) {
 			buf_puts(&out, i ? ",{\"account\":" : "{\"account\":");
 			cmd_json_string(&out, list[i].account);
@@ -43,35 +61,51 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 			cmd_json_string(&out, list[i].host);
 			buf_puts(&out, ",\"state\":");
 			cmd_json_string(&out, list[i].state);
+			buf_puts(&out, ",\"health\":");
+			cmd_json_string(&out, health.unhealthy ? "unhealthy" : "healthy");
+			if (health.unhealthy) {
+				buf_printf(&out, ",\"unhealthy_since\":%lld,\"failures\":%lld,\"retry_in_ms\":%lld,\"reason\":",
+					   health.since, health.failures, health.retry_in_ms);
+				cmd_json_string(&out, health.reason);
+			}
 			buf_printf(&out, ",\"slots\":%d,\"slots_used\":%d,\"holders\":[", list[i].slots, used);
 			for (k = 0; k < used; k++) {
 				buf_printf(&out, "%s{\"slot\":%d,\"job_id\":", k ? "," : "", h[k].slot);
 				cmd_json_string(&out, h[k].job_id);
-				buf_printf(&out, ",\"fence\":%lld,\"ttl_ms\":%lld}", h[k].fence, h[k].pttl_ms);
+				buf_printf(&out, ",\"fence\":%lld,\"age_ms\":%lld,\"lease_ms\":%lld}", h[k].fence,
+					   h[k].age_ms, h[k].pttl_ms);
 			}
 			buf_puts(&out, "]}");
 		} else {
-			buf_printf(&out, "%s/%s  %s  slots %d/%d\n", list[i].account, list[i].host, list[i].state,
-				   used, list[i].slots);
+			buf_printf(&out, "  %s  %s, %s", list[i].host, list[i].state,
+				   health.unhealthy ? "UNHEALTHY" : "healthy");
+			if (health.unhealthy)
+				buf_printf(&out, " since %lld (%lld failures, retry in %lld s: %s)", health.since,
+					   health.failures, health.retry_in_ms / 1000, health.reason);
+			buf_printf(&out, ", slots %d/%d\n", used, list[i].slots);
 			for (k = 0; k < used; k++)
-				buf_printf(&out, "    slot %d: job %s (fence %lld, lease %lld ms left)\n", h[k].slot,
-					   h[k].job_id, h[k].fence, h[k].pttl_ms);
+				buf_printf(&out, "    slot %d: job %s, running %lld s (fence %lld, lease %lld ms left)\n",
+					   h[k].slot, h[k].job_id, h[k].age_ms / 1000, h[k].fence, h[k].pttl_ms);
 		}
 	}
+	if (!r && ctx->json)
+		buf_printf(&out, "],\"queues\":{%s}", buf_cstr(&queues));
 	if (r)
 		goto fail;
 	if (ctx->json)
-		buf_puts(&out, "]}\n");
+		buf_puts(&out, "}\n");
 	else if (!n)
 		buf_puts(&out, "no sandboxes registered\n");
 	(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
 	sandbox_rec_free_array(list, n);
 	buf_release(&out);
+	buf_release(&queues);
 	kv_free(kv);
 	return SB_EXIT_OK;
 fail:
 	sandbox_rec_free_array(list, n);
 	buf_release(&out);
+	buf_release(&queues);
 	kv_free(kv);
 	cmd_print_error(&e);
 	return sb_err_exit_code(e.code ? e.code : SB_ERR_USAGE);

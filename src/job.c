@@ -24,6 +24,7 @@
 #include "paths.h"
 #include "registry.h"
 #include "remote.h"
+#include "sched.h"
 #include "secret.h"
 #include "ssh.h"
 #include "transport.h"
@@ -36,8 +37,8 @@
 #define STOP_GRACE_MS 4000          /* remote cleanup after cancel, then SIGTERM ssh */
 #define KILL_GRACE_MS 1500
 #define STDERR_LINE_MAX (64 * 1024)
-#define QUEUE_POLL_MIN_MS 100
-#define QUEUE_POLL_MAX_MS 1000
+#define QUEUE_POLL_MIN_MS 50          /* jittered polling while queued */
+#define QUEUE_POLL_MAX_MS 250
 
 enum stop_reason {
 	STOP_NONE, STOP_SIGINT, STOP_SIGTERM, STOP_TIMEOUT, STOP_IDLE, STOP_LEASE, STOP_RESULT_GRACE,
@@ -134,31 +135,46 @@ static int cancelled_exit(struct job *j)
 			   j->stop == STOP_SIGINT ? "cancelled by SIGINT" : "cancelled by SIGTERM");
 }
 
-/* Try every candidate once, least loaded first; 0 when a slot was taken. */
-static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, struct sb_error *e)
+/* Try the healthy candidates, least loaded first, when our place in the
+ * queue (rank, -1 = not queued) is within the free slots; 0 when a slot was
+ * taken.  *all_unhealthy tells why nothing could be tried. */
+static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, long long rank,
+		       int *all_unhealthy, struct sb_error *e)
 {
 	int (*order)[3] = calloc(n ? n : 1, sizeof(*order));
-	size_t i;
+	size_t i, ok = 0;
+	long long free_slots = 0;
 	int r = SB_ERR_UNAVAILABLE;
 
+	*all_unhealthy = 0;
 	if (!order)
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
 		struct lock_holder h[VALIDATE_SLOTS_MAX];
+		struct sched_health health;
 		int used = 0, rr;
 
-		rr = lock_list_holders(j->kv, cands[i].account, cands[i].host, cands[i].slots, h, &used, e);
-		if (rr) {
+		if ((rr = sched_health_get(j->kv, cands[i].account, cands[i].host, &health, e)) != 0 ||
+		    (rr = lock_list_holders(j->kv, cands[i].account, cands[i].host, cands[i].slots, h, &used, e)) != 0) {
 			free(order);
 			return rr;
 		}
+		if (health.unhealthy)
+			continue;
+		free_slots += cands[i].slots - used;
 		/* fraction used (scaled), random tie-break, index */
-		order[i][0] = used * 1000 / cands[i].slots;
-		order[i][1] = (int)(random() & 0xffff);
-		order[i][2] = (int)i;
+		order[ok][0] = used * 1000 / cands[i].slots;
+		order[ok][1] = (int)(random() & 0xffff);
+		order[ok][2] = (int)i;
+		ok++;
 	}
-	qsort(order, n, sizeof(*order), by_load);
-	for (i = 0; i < n; i++) {
+	*all_unhealthy = n > 0 && ok == 0;
+	if (rank >= free_slots) {
+		free(order);
+		return SB_ERR_UNAVAILABLE;   /* earlier arrivals go first */
+	}
+	qsort(order, ok, sizeof(*order), by_load);
+	for (i = 0; i < ok; i++) {
 		struct sandbox_rec *s = &cands[order[i][2]];
 
 		r = lock_acquire(j->kv, s->account, s->host, s->slots, j->spec->job_id, j->cfg->lock_ttl_ms,
@@ -189,8 +205,10 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 {
 	struct sandbox_rec *all = NULL, *cands;
 	size_t n = 0, nc = 0, i;
-	int64_t wait_deadline = clock_deadline_in((int64_t)j->spec->wait_s * 1000), delay = QUEUE_POLL_MIN_MS;
-	int r, queued = 0, registered = 0;
+	int64_t wait_deadline = clock_deadline_in((int64_t)j->spec->wait_s * 1000);
+	struct sched_ticket ticket = SCHED_TICKET_INIT;
+	long long qlen = 0, position = 0;
+	int r, registered = 0;
 
 	if ((r = registry_sandbox_list(j->kv, j->spec->account, &all, &n, e)) != 0)
 		return r;
@@ -235,36 +253,65 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 				 j->spec->account);
 		goto out;
 	}
+	/* Newcomers queue behind earlier arrivals (on any host): only the
+	 * first waiters, as many as there are free slots, try to take one. */
+	if ((r = sched_queue_len(j->kv, j->spec->account, &qlen, e)) != 0)
+		goto out;
 	for (;;) {
-		r = try_acquire(j, cands, nc, e);
+		long long rank = -1;
+		int all_unhealthy = 0;
+
+		if (qlen > 0 || ticket.queued) {
+			if (!ticket.queued && (r = sched_enqueue(j->kv, j->spec->account, j->spec->job_id, &ticket, e)) != 0)
+				goto out;
+			if ((r = sched_poll(j->kv, j->spec->account, &ticket, &rank, e)) != 0)
+				goto out;
+			if (rank < 0)
+				continue;   /* our entry lapsed: queue again, at the end */
+		}
+		r = try_acquire(j, cands, nc, rank, &all_unhealthy, e);
 		if (r != SB_ERR_UNAVAILABLE)
 			break;
-		if (!queued) {
+		if (!ticket.queued) {
+			qlen = 1;
+			continue;
+		}
+		if (rank + 1 != position) {
 			struct buf *ev = &j->scratch;
+			position = rank + 1;
 			events_begin(j->ev, ev, "sshbox.queued");
-			events_int(ev, "position", 1);
+			events_int(ev, "position", position);
 			events_int(ev, "wait_s", j->spec->wait_s);
 			events_end(j->ev, ev);
-			events_flush(j->ev, 1);
-			queued = 1;
+			events_flush(j->ev, 0);
 		}
 		if (clock_expired(wait_deadline)) {
-			r = sb_error_set(e, SB_ERR_UNAVAILABLE, "no free slot on the %zu active sandbox%s of account '%s' within %d s",
-					 nc, nc == 1 ? "" : "es", j->spec->account, j->spec->wait_s);
+			if (all_unhealthy)
+				r = sb_error_set(e, SB_ERR_TRANSPORT,
+						 "every active sandbox of account '%s' is marked unhealthy (see sshbox status)",
+						 j->spec->account);
+			else
+				r = sb_error_set(e, SB_ERR_UNAVAILABLE,
+						 "no free slot on the %zu active sandbox%s of account '%s' within %d s",
+						 nc, nc == 1 ? "" : "es", j->spec->account, j->spec->wait_s);
 			break;
 		}
 		{
 			struct pollfd p = { j->sigfd, POLLIN, 0 };
 			int64_t left = clock_remaining_ms(wait_deadline);
+			int64_t delay = QUEUE_POLL_MIN_MS + (random() % (QUEUE_POLL_MAX_MS - QUEUE_POLL_MIN_MS));
 			(void)poll(&p, 1, (int)(delay < left ? delay : left));
 		}
 		if (check_signal(j)) {
 			r = SB_ERR_CANCELLED;
 			break;
 		}
-		delay = delay * 2 > QUEUE_POLL_MAX_MS ? QUEUE_POLL_MAX_MS : delay * 2;
 	}
 out:
+	if (ticket.queued) {
+		struct sb_error ignored = SB_ERROR_INIT;
+		(void)sched_leave(j->kv, j->spec->account, &ticket, &ignored);
+	}
 	sandbox_rec_free_array(cands, nc);
 	sandbox_rec_free_array(all, n);
 	return r;
@@ -927,6 +974,7 @@ static int exclude_current(struct job *j, const struct sb_error *why)
 	char **n = realloc(j->excluded, (j->n_excluded + 1) * sizeof(*n));
 
 	(void)lock_release(j->kv, &j->lock, &rel);
+	(void)sched_mark_unhealthy(j->kv, j->sbx.account, j->sbx.host, why->msg, &rel);
 	log_warn("%s; trying another sandbox", why->msg);
 	snprintf(j->lease_why, sizeof(j->lease_why), "%s", why->msg);
 	if (!n)
@@ -1008,6 +1056,15 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 		j.next_renew = j.lock.renewed_ms + j.lock.ttl_ms / 3;
 		emit_acquired(&j);
 		r = setup_transport(&j, &e);
+		if (r == SB_ERR_HOSTKEY) {
+			/* never retried silently: every job skips it until fixed */
+			struct sb_error ignored = SB_ERROR_INIT;
+			(void)sched_mark_unhealthy(j.kv, j.sbx.account, j.sbx.host, e.msg, &ignored);
+		}
+		if (!r) {
+			struct sb_error ignored = SB_ERROR_INIT;
+			(void)sched_mark_healthy(j.kv, j.sbx.account, j.sbx.host, &ignored);
+		}
 		if (r == SB_ERR_TRANSPORT && tries + 1 < MAX_CONNECT_TRIES) {
 			if ((r = exclude_current(&j, &e)) != 0)
 				break;

@@ -14,16 +14,17 @@
  * Lua 5.1 turns 16-digit numbers into "1.7957270284007e+15" when it
  * concatenates them: every number is string.format('%d')-ed first. */
 static struct kv_script acquire_script = KV_SCRIPT("lock_acquire",
-	"local n = #KEYS - 1\n"
+	"local n = #KEYS - 2\n"
 	"for i = 1, n do\n"
 	"  if redis.call('EXISTS', KEYS[i]) == 0 then\n"
+	"    local t = redis.call('TIME')\n"
 	"    if redis.call('EXISTS', KEYS[n+1]) == 0 then\n"
-	"      local t = redis.call('TIME')\n"
 	"      redis.call('SET', KEYS[n+1], string.format('%d', t[1] * 1000000 + t[2]))\n"
 	"    end\n"
 	"    local fence = redis.call('INCR', KEYS[n+1])\n"
 	"    local value = ARGV[1] .. ':' .. string.format('%d', fence) .. ':' .. ARGV[3]\n"
 	"    redis.call('SET', KEYS[i], value, 'PX', ARGV[2])\n"
+	"    redis.call('HSET', KEYS[n+2], string.format('%d', i - 1), string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000)))\n"
 	"    return {i - 1, fence}\n"
 	"  end\n"
 	"end\n"
@@ -43,15 +44,21 @@ static struct kv_script release_script = KV_SCRIPT("lock_release",
 	"if v == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
 	"return 0\n");
 
-/* Flat triples slot, value, pttl for every held slot. */
+/* Flat quads slot, value, pttl, age_ms for every held slot (age -1 when
+ * unknown).  KEYS: the slots, then the since hash. */
 static struct kv_script holders_script = KV_SCRIPT("lock_holders",
 	"local r = {}\n"
-	"for i = 1, #KEYS do\n"
+	"local n = #KEYS - 1\n"
+	"local t = redis.call('TIME')\n"
+	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+	"for i = 1, n do\n"
 	"  local v = redis.call('GET', KEYS[i])\n"
 	"  if v then\n"
 	"    r[#r + 1] = i - 1\n"
 	"    r[#r + 1] = v\n"
 	"    r[#r + 1] = redis.call('PTTL', KEYS[i])\n"
+	"    local since = tonumber(redis.call('HGET', KEYS[n+1], string.format('%d', i - 1)))\n"
+	"    if since then r[#r + 1] = now - since else r[#r + 1] = -1 end\n"
 	"  end\n"
 	"end\n"
 	"return r\n");
@@ -114,9 +121,10 @@ static void keyset_release(struct keyset *ks)
 static int keyset_build(struct keyset *ks, const char *account, const char *host, int slots,
 			int with_fence, struct sb_error *e)
 {
-	int i, r;
+	int i, r, k;
 
-	ks->n = slots + (with_fence ? 1 : 0);
+	/* slots, [fence], since */
+	ks->n = slots + (with_fence ? 1 : 0) + 1;
 	ks->names = calloc((size_t)ks->n, sizeof(*ks->names));
 	ks->ptrs = calloc((size_t)ks->n, sizeof(*ks->ptrs));
 	if (!ks->names || !ks->ptrs) {
@@ -129,12 +137,19 @@ static int keyset_build(struct keyset *ks, const char *account, const char *host
 			goto fail;
 		ks->ptrs[i] = ks->names[i];
 	}
+	k = slots;
 	if (with_fence) {
-		r = lock_key_fence(ks->names[slots], LOCK_KEY_MAX, account, host, e);
+		r = lock_key_fence(ks->names[k], LOCK_KEY_MAX, account, host, e);
 		if (r)
 			goto fail;
-		ks->ptrs[slots] = ks->names[slots];
+		ks->ptrs[k] = ks->names[k];
+		k++;
 	}
+	if (snprintf(ks->names[k], LOCK_KEY_MAX, LOCK_KEY_SINCE_FMT, account, host) >= LOCK_KEY_MAX) {
+		r = sb_error_set(e, SB_ERR_INTERNAL, "lock key name too long");
+		goto fail;
+	}
+	ks->ptrs[k] = ks->names[k];
 	return 0;
 fail:
 	keyset_release(ks);
@@ -386,17 +401,19 @@ int lock_list_holders(struct kv *kv, const char *account, const char *host, int 
 	r = kv_eval(kv, &holders_script, &reply, e, ks.n, ks.ptrs, 0, NULL);
 	if (r)
 		goto out;
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 0 ||
-	    reply->elements / 3 > (size_t)slots) {
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0 ||
+	    reply->elements / 4 > (size_t)slots) {
 		r = kv_unexpected(kv, reply, "script lock_holders", e);
 		goto out;
 	}
-	for (i = 0; i < reply->elements; i += 3) {
+	for (i = 0; i < reply->elements; i += 4) {
 		redisReply *rs = reply->element[i], *rv = reply->element[i + 1], *rt = reply->element[i + 2];
+		redisReply *ra = reply->element[i + 3];
 		struct lock_holder h;
 
 		if (rs->type != REDIS_REPLY_INTEGER || rv->type != REDIS_REPLY_STRING ||
-		    rt->type != REDIS_REPLY_INTEGER || rs->integer <= last || rs->integer >= slots) {
+		    rt->type != REDIS_REPLY_INTEGER || ra->type != REDIS_REPLY_INTEGER ||
+		    rs->integer <= last || rs->integer >= slots) {
 			r = kv_unexpected(kv, reply, "script lock_holders", e);
 			goto out;
 		}
@@ -409,6 +426,7 @@ int lock_list_holders(struct kv *kv, const char *account, const char *host, int 
 			goto out;
 		}
 		h.pttl_ms = rt->integer;
+		h.age_ms = ra->integer;
 		out[n++] = h;
 	}
 	*n_out = n;

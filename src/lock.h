@@ -8,6 +8,8 @@
  *   sshbox:{<account>:<host>}:fence     integer, no TTL; seeded from the
  *                                       server's TIME in microseconds when
  *                                       missing, so it only ever grows
+ *   sshbox:{<account>:<host>}:since     hash: slot -> when it was acquired
+ *                                       (server clock, ms), for holder ages
  * A slot is taken only by one atomic script that also INCRs the fence, so a
  * fence number maps to exactly one holder.  Renewal is compare-and-pexpire,
  * release is compare-and-delete; the token is 16 fresh RAND_bytes per
@@ -27,6 +29,7 @@
 
 #define LOCK_KEY_SLOT_FMT "sshbox:{%s:%s}:slot:%d"
 #define LOCK_KEY_FENCE_FMT "sshbox:{%s:%s}:fence"
+#define LOCK_KEY_SINCE_FMT "sshbox:{%s:%s}:since"  /* hash slot -> acquired at (ms, server clock) */
 #define LOCK_KEY_MAX 400           /* enough for any valid account and host */
 #define LOCK_TTL_MIN_MS 2000
 #define LOCK_TTL_MAX_MS 86400000
@@ -78,6 +81,7 @@ struct lock_holder {
 	char job_id[65];
 	long long fence;
 	long long pttl_ms;     /* remaining TTL as Redis sees it, -1 if none */
+	long long age_ms;      /* since the slot was acquired, -1 if unknown */
 };
 
 /* The held slots of a sandbox, in slot order, in one atomic read.  out has

@@ -1,0 +1,243 @@
+#include "sched.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "validate.h"
+
+#define KEY_MAX 400
+
+/* KEYS: seq, queue, alive.  ARGV: job_id, token, ttl.  -> member */
+static struct kv_script enqueue_script = KV_SCRIPT("sched_enqueue",
+	"local t = redis.call('TIME')\n"
+	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+	"local ticket = redis.call('INCR', KEYS[1])\n"
+	"local m = string.format('%d', ticket) .. ':' .. ARGV[1] .. ':' .. ARGV[2]\n"
+	"redis.call('ZADD', KEYS[2], ticket, m)\n"
+	"redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), m)\n"
+	"return m\n");
+
+/* KEYS: queue, alive.  ARGV: member (may be ""), ttl.  -> {rank or -1, live count} */
+static struct kv_script poll_script = KV_SCRIPT("sched_poll",
+	"local t = redis.call('TIME')\n"
+	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+	"local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+	"for _, m in ipairs(stale) do redis.call('ZREM', KEYS[1], m); redis.call('ZREM', KEYS[2], m) end\n"
+	"local rank = -1\n"
+	"if ARGV[1] ~= '' then\n"
+	"  local r = redis.call('ZRANK', KEYS[1], ARGV[1])\n"
+	"  if r then\n"
+	"    rank = r\n"
+	"    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])\n"
+	"  end\n"
+	"end\n"
+	"return {rank, redis.call('ZCARD', KEYS[1])}\n");
+
+/* KEYS: health, failures.  ARGV: reason, base_ms, cap_ms, jitter_permille.
+ * -> backoff ms */
+static struct kv_script unhealthy_script = KV_SCRIPT("sched_unhealthy",
+	"local n = redis.call('INCR', KEYS[2])\n"
+	"redis.call('EXPIRE', KEYS[2], 3600)\n"
+	"local ms = tonumber(ARGV[2]) * 2 ^ math.min(n - 1, 20)\n"
+	"if ms > tonumber(ARGV[3]) then ms = tonumber(ARGV[3]) end\n"
+	"ms = math.floor(ms * (1000 + tonumber(ARGV[4])) / 1000)\n"
+	"local t = redis.call('TIME')\n"
+	"local since = redis.call('HGET', KEYS[1], 'since') or string.format('%d', t[1])\n"
+	"redis.call('HSET', KEYS[1], 'reason', ARGV[1], 'since', since, 'failures', string.format('%d', n))\n"
+	"redis.call('PEXPIRE', KEYS[1], string.format('%d', ms))\n"
+	"return ms\n");
+
+static int queue_keys(const char *account, char q[KEY_MAX], char alive[KEY_MAX], char seq[KEY_MAX],
+		      struct sb_error *e)
+{
+	int r = validate_account(account, e);
+
+	if (r)
+		return r;
+	snprintf(q, KEY_MAX, "sshbox:queue:%s", account);
+	snprintf(alive, KEY_MAX, "sshbox:queue:%s:alive", account);
+	snprintf(seq, KEY_MAX, "sshbox:queue:%s:seq", account);
+	return 0;
+}
+
+static int run_poll(struct kv *kv, const char *account, const char *member, long long *rank, long long *len,
+		    struct sb_error *e)
+{
+	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX], ttl[16];
+	const char *keys[2], *args[2];
+	redisReply *reply = NULL;
+	int r;
+
+	if ((r = queue_keys(account, q, alive, seq, e)) != 0)
+		return r;
+	snprintf(ttl, sizeof(ttl), "%d", SCHED_QUEUE_TTL_MS);
+	keys[0] = q;
+	keys[1] = alive;
+	args[0] = member;
+	args[1] = ttl;
+	if ((r = kv_eval(kv, &poll_script, &reply, e, 2, keys, 2, args)) != 0)
+		return r;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER)
+		r = kv_unexpected(kv, reply, "script sched_poll", e);
+	else {
+		if (rank)
+			*rank = reply->element[0]->integer;
+		if (len)
+			*len = reply->element[1]->integer;
+	}
+	freeReplyObject(reply);
+	return r;
+}
+
+int sched_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e)
+{
+	return run_poll(kv, account, "", NULL, len, e);
+}
+
+int sched_enqueue(struct kv *kv, const char *account, const char *job_id, struct sched_ticket *t,
+		  struct sb_error *e)
+{
+	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX], ttl[16], token[33];
+	unsigned char rnd[16];
+	const char *keys[3], *args[3];
+	redisReply *reply = NULL;
+	int r, i;
+
+	if ((r = queue_keys(account, q, alive, seq, e)) != 0 || (r = validate_job_id(job_id, e)) != 0)
+		return r;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return sb_error_set(e, SB_ERR_INTERNAL, "no randomness for a queue ticket");
+	for (i = 0; i < 16; i++)
+		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(ttl, sizeof(ttl), "%d", SCHED_QUEUE_TTL_MS);
+	keys[0] = seq;
+	keys[1] = q;
+	keys[2] = alive;
+	args[0] = job_id;
+	args[1] = token;
+	args[2] = ttl;
+	if ((r = kv_eval(kv, &enqueue_script, &reply, e, 3, keys, 3, args)) != 0)
+		return r;
+	if (reply->type != REDIS_REPLY_STRING || reply->len >= sizeof(t->member))
+		r = kv_unexpected(kv, reply, "script sched_enqueue", e);
+	else {
+		memcpy(t->member, reply->str, reply->len);
+		t->member[reply->len] = '\0';
+		t->ticket = strtoll(t->member, NULL, 10);
+		t->queued = 1;
+	}
+	freeReplyObject(reply);
+	return r;
+}
+
+int sched_poll(struct kv *kv, const char *account, struct sched_ticket *t, long long *rank,
+	       struct sb_error *e)
+{
+	int r = run_poll(kv, account, t->member, rank, NULL, e);
+
+	if (!r && *rank < 0)
+		t->queued = 0;
+	return r;
+}
+
+int sched_leave(struct kv *kv, const char *account, struct sched_ticket *t, struct sb_error *e)
+{
+	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX];
+	int r;
+
+	if (!t->queued)
+		return 0;
+	t->queued = 0;
+	if ((r = queue_keys(account, q, alive, seq, e)) != 0 ||
+	    (r = kv_cmd(kv, NULL, e, "ZREM", q, t->member, NULL)) != 0)
+		return r;
+	return kv_cmd(kv, NULL, e, "ZREM", alive, t->member, NULL);
+}
+
+static int health_keys(const char *account, const char *host, char h[KEY_MAX], char f[KEY_MAX],
+		       struct sb_error *e)
+{
+	char canon[VALIDATE_HOST_MAX + 1];
+	int r;
+
+	if ((r = validate_account(account, e)) != 0 ||
+	    (r = validate_host_canonical(host, canon, sizeof(canon), e)) != 0)
+		return r;
+	snprintf(h, KEY_MAX, "sshbox:{%s:%s}:health", account, canon);
+	snprintf(f, KEY_MAX, "sshbox:{%s:%s}:failures", account, canon);
+	return 0;
+}
+
+int sched_health_get(struct kv *kv, const char *account, const char *host, struct sched_health *h,
+		     struct sb_error *e)
+{
+	char hk[KEY_MAX], fk[KEY_MAX];
+	redisReply *reply = NULL, *ttl = NULL;
+	size_t i;
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	if ((r = health_keys(account, host, hk, fk, e)) != 0 ||
+	    (r = kv_cmd(kv, &reply, e, "HGETALL", hk, NULL)) != 0)
+		return r;
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		r = kv_unexpected(kv, reply, "HGETALL health", e);
+		goto out;
+	}
+	for (i = 0; i + 1 < reply->elements; i += 2) {
+		const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		h->unhealthy = 1;
+		if (strcmp(k->str, "reason") == 0)
+			snprintf(h->reason, sizeof(h->reason), "%s", v->str);
+		else if (strcmp(k->str, "since") == 0)
+			h->since = strtoll(v->str, NULL, 10);
+		else if (strcmp(k->str, "failures") == 0)
+			h->failures = strtoll(v->str, NULL, 10);
+	}
+	if (h->unhealthy && (r = kv_cmd(kv, &ttl, e, "PTTL", hk, NULL)) == 0 && ttl->type == REDIS_REPLY_INTEGER)
+		h->retry_in_ms = ttl->integer;
+out:
+	if (ttl)
+		freeReplyObject(ttl);
+	freeReplyObject(reply);
+	return r;
+}
+
+int sched_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
+			 struct sb_error *e)
+{
+	char hk[KEY_MAX], fk[KEY_MAX], jitter[16], why[256];
+	const char *keys[2], *args[4];
+	unsigned char rnd[2];
+	int r;
+
+	if ((r = health_keys(account, host, hk, fk, e)) != 0)
+		return r;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		rnd[0] = rnd[1] = 0;
+	/* -200..+200 permille */
+	snprintf(jitter, sizeof(jitter), "%d", (int)(((unsigned)rnd[0] << 8 | rnd[1]) % 401) - 200);
+	snprintf(why, sizeof(why), "%s", reason);
+	keys[0] = hk;
+	keys[1] = fk;
+	args[0] = why;
+	args[1] = "2000";
+	args[2] = "300000";
+	args[3] = jitter;
+	return kv_eval(kv, &unhealthy_script, NULL, e, 2, keys, 4, args);
+}
+
+int sched_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e)
+{
+	char hk[KEY_MAX], fk[KEY_MAX];
+	int r;
+
+	if ((r = health_keys(account, host, hk, fk, e)) != 0)
+		return r;
+	return kv_cmd(kv, NULL, e, "DEL", hk, fk, NULL);
+}

@@ -1,0 +1,61 @@
+/* layer 2: the wait queue and sandbox health, in Redis, shared by every
+ * orchestrator host.
+ *
+ * Queue (per account; one Redis, scripts touch keys of several hash tags):
+ *   sshbox:queue:<account>        zset  member "<ticket>:<job_id>:<token>",
+ *                                       score = ticket (arrival order)
+ *   sshbox:queue:<account>:alive  zset  same members, score = expiry (server
+ *                                       clock, ms): a waiter that stops
+ *                                       polling drops out by itself
+ *   sshbox:queue:<account>:seq    counter of tickets
+ * Only a waiter whose rank is below the number of free slots tries to take
+ * one, so waiters are served in arrival order across hosts.
+ *
+ * Health (per sandbox):
+ *   sshbox:{<account>:<host>}:health    hash reason, since (s), failures;
+ *                                       PX = the backoff: unhealthy while it
+ *                                       exists, tried again when it expires
+ *   sshbox:{<account>:<host>}:failures  consecutive failures (EX 1 h), so
+ *                                       the backoff grows: 2 s × 2^(n-1),
+ *                                       at most 5 min, ±20 % jitter */
+#ifndef SSHBOX_SCHED_H
+#define SSHBOX_SCHED_H
+
+#include "err.h"
+#include "kv.h"
+
+#define SCHED_QUEUE_TTL_MS 5000
+
+struct sched_ticket {
+	char member[200];
+	long long ticket;
+	int queued;
+};
+#define SCHED_TICKET_INIT { "", 0, 0 }
+
+/* Live waiters of the account (stale ones are removed first). */
+int sched_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e);
+int sched_enqueue(struct kv *kv, const char *account, const char *job_id, struct sched_ticket *t,
+		  struct sb_error *e);
+/* Refresh our entry and read our rank (0 = first).  *rank = -1 when our
+ * entry had expired (we were too slow): enqueue again. */
+int sched_poll(struct kv *kv, const char *account, struct sched_ticket *t, long long *rank,
+	       struct sb_error *e);
+int sched_leave(struct kv *kv, const char *account, struct sched_ticket *t, struct sb_error *e);
+
+struct sched_health {
+	int unhealthy;
+	long long since;       /* unix seconds */
+	long long failures;
+	long long retry_in_ms; /* until it is tried again */
+	char reason[256];
+};
+int sched_health_get(struct kv *kv, const char *account, const char *host, struct sched_health *h,
+		     struct sb_error *e);
+/* A connection failure: unhealthy for the next backoff period. */
+int sched_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
+			 struct sb_error *e);
+/* A connection worked: forget the failures. */
+int sched_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e);
+
+#endif
