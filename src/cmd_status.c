@@ -10,7 +10,7 @@
 #include "kv.h"
 #include "lock.h"
 #include "registry.h"
-#include "sched.h"
+#include "pool.h"
 #include "validate.h"
 
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
@@ -18,7 +18,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 	struct sb_error e = SB_ERROR_INIT;
 	struct sandbox_rec *list = NULL;
 	struct buf out = BUF_INIT, queues = BUF_INIT;
-	struct sched_health health;
+	struct pool_health health;
 	long long qlen = 0;
 	int nq = 0;
 	struct kv *kv = NULL;
@@ -39,10 +39,10 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		int used = 0;
 
 		if ((r = lock_list_holders(kv, list[i].account, list[i].host, list[i].slots, h, &used, &e)) != 0 ||
-		    (r = sched_health_get(kv, list[i].account, list[i].host, &health, &e)) != 0)
+		    (r = pool_health_get(kv, list[i].account, list[i].host, &health, &e)) != 0)
 			break;
 		if (i == 0 || strcmp(list[i].account, list[i - 1].account) != 0) {
-			if ((r = sched_queue_len(kv, list[i].account, &qlen, &e)) != 0)
+			if ((r = pool_queue_len(kv, list[i].account, &qlen, &e)) != 0)
 				break;
 			if (ctx->json) {
 				if (nq)

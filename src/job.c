@@ -24,7 +24,7 @@
 #include "paths.h"
 #include "registry.h"
 #include "remote.h"
-#include "sched.h"
+#include "pool.h"
 #include "secret.h"
 #include "ssh.h"
 #include "transport.h"
@@ -151,10 +151,10 @@ static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, long 
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
 		struct lock_holder h[VALIDATE_SLOTS_MAX];
-		struct sched_health health;
+		struct pool_health health;
 		int used = 0, rr;
 
-		if ((rr = sched_health_get(j->kv, cands[i].account, cands[i].host, &health, e)) != 0 ||
+		if ((rr = pool_health_get(j->kv, cands[i].account, cands[i].host, &health, e)) != 0 ||
 		    (rr = lock_list_holders(j->kv, cands[i].account, cands[i].host, cands[i].slots, h, &used, e)) != 0) {
 			free(order);
 			return rr;
@@ -206,7 +206,7 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 	struct sandbox_rec *all = NULL, *cands;
 	size_t n = 0, nc = 0, i;
 	int64_t wait_deadline = clock_deadline_in((int64_t)j->spec->wait_s * 1000);
-	struct sched_ticket ticket = SCHED_TICKET_INIT;
+	struct pool_ticket ticket = POOL_TICKET_INIT;
 	long long qlen = 0, position = 0;
 	int r, registered = 0;
 
@@ -255,16 +255,16 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 	}
 	/* Newcomers queue behind earlier arrivals (on any host): only the
 	 * first waiters, as many as there are free slots, try to take one. */
-	if ((r = sched_queue_len(j->kv, j->spec->account, &qlen, e)) != 0)
+	if ((r = pool_queue_len(j->kv, j->spec->account, &qlen, e)) != 0)
 		goto out;
 	for (;;) {
 		long long rank = -1;
 		int all_unhealthy = 0;
 
 		if (qlen > 0 || ticket.queued) {
-			if (!ticket.queued && (r = sched_enqueue(j->kv, j->spec->account, j->spec->job_id, &ticket, e)) != 0)
+			if (!ticket.queued && (r = pool_enqueue(j->kv, j->spec->account, j->spec->job_id, &ticket, e)) != 0)
 				goto out;
-			if ((r = sched_poll(j->kv, j->spec->account, &ticket, &rank, e)) != 0)
+			if ((r = pool_poll(j->kv, j->spec->account, &ticket, &rank, e)) != 0)
 				goto out;
 			if (rank < 0)
 				continue;   /* our entry lapsed: queue again, at the end */
@@ -310,7 +310,7 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 out:
 	if (ticket.queued) {
 		struct sb_error ignored = SB_ERROR_INIT;
-		(void)sched_leave(j->kv, j->spec->account, &ticket, &ignored);
+		(void)pool_leave(j->kv, j->spec->account, &ticket, &ignored);
 	}
 	sandbox_rec_free_array(cands, nc);
 	sandbox_rec_free_array(all, n);
@@ -974,7 +974,7 @@ static int exclude_current(struct job *j, const struct sb_error *why)
 	char **n = realloc(j->excluded, (j->n_excluded + 1) * sizeof(*n));
 
 	(void)lock_release(j->kv, &j->lock, &rel);
-	(void)sched_mark_unhealthy(j->kv, j->sbx.account, j->sbx.host, why->msg, &rel);
+	(void)pool_mark_unhealthy(j->kv, j->sbx.account, j->sbx.host, why->msg, &rel);
 	log_warn("%s; trying another sandbox", why->msg);
 	snprintf(j->lease_why, sizeof(j->lease_why), "%s", why->msg);
 	if (!n)
@@ -1059,11 +1059,11 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 		if (r == SB_ERR_HOSTKEY) {
 			/* never retried silently: every job skips it until fixed */
 			struct sb_error ignored = SB_ERROR_INIT;
-			(void)sched_mark_unhealthy(j.kv, j.sbx.account, j.sbx.host, e.msg, &ignored);
+			(void)pool_mark_unhealthy(j.kv, j.sbx.account, j.sbx.host, e.msg, &ignored);
 		}
 		if (!r) {
 			struct sb_error ignored = SB_ERROR_INIT;
-			(void)sched_mark_healthy(j.kv, j.sbx.account, j.sbx.host, &ignored);
+			(void)pool_mark_healthy(j.kv, j.sbx.account, j.sbx.host, &ignored);
 		}
 		if (r == SB_ERR_TRANSPORT && tries + 1 < MAX_CONNECT_TRIES) {
 			if ((r = exclude_current(&j, &e)) != 0)

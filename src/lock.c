@@ -14,7 +14,9 @@
  * Lua 5.1 turns 16-digit numbers into "1.7957270284007e+15" when it
  * concatenates them: every number is string.format('%d')-ed first. */
 static struct kv_script acquire_script = KV_SCRIPT("lock_acquire",
-	"local n = #KEYS - 2\n"
+	"local n = #KEYS - 3\n"
+	"local job = KEYS[n+3]\n"
+	"if redis.call('EXISTS', job) == 1 then return -2 end\n"
 	"for i = 1, n do\n"
 	"  if redis.call('EXISTS', KEYS[i]) == 0 then\n"
 	"    local t = redis.call('TIME')\n"
@@ -24,6 +26,7 @@ static struct kv_script acquire_script = KV_SCRIPT("lock_acquire",
 	"    local fence = redis.call('INCR', KEYS[n+1])\n"
 	"    local value = ARGV[1] .. ':' .. string.format('%d', fence) .. ':' .. ARGV[3]\n"
 	"    redis.call('SET', KEYS[i], value, 'PX', ARGV[2])\n"
+	"    redis.call('SET', job, value, 'PX', ARGV[2])\n"
 	"    redis.call('HSET', KEYS[n+2], string.format('%d', i - 1), string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000)))\n"
 	"    return {i - 1, fence}\n"
 	"  end\n"
@@ -33,12 +36,14 @@ static struct kv_script acquire_script = KV_SCRIPT("lock_acquire",
 /* 1 renewed, 0 not ours (gone or someone else's). */
 static struct kv_script renew_script = KV_SCRIPT("lock_renew",
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+	"  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end\n"
 	"  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
 	"end\n"
 	"return 0\n");
 
 /* 1 released, 0 held by someone else, -1 already gone. */
 static struct kv_script release_script = KV_SCRIPT("lock_release",
+	"if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
 	"local v = redis.call('GET', KEYS[1])\n"
 	"if v == false then return -1 end\n"
 	"if v == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
@@ -71,6 +76,19 @@ static int check_sandbox(const char *account, const char *host, char canon[VALID
 	if (r)
 		return r;
 	return validate_host_canonical(host, canon, VALIDATE_HOST_MAX + 1, e);
+}
+
+int lock_key_job(char *out, size_t outsz, const char *account, const char *job_id, struct sb_error *e)
+{
+	int r = validate_account(account, e);
+
+	if (!r)
+		r = validate_job_id(job_id, e);
+	if (r)
+		return r;
+	if (snprintf(out, outsz, LOCK_KEY_JOB_FMT, account, job_id) >= (int)outsz)
+		return sb_error_set(e, SB_ERR_INTERNAL, "lock key name too long");
+	return 0;
 }
 
 int lock_key_slot(char *out, size_t outsz, const char *account, const char *host, int slot,
@@ -119,12 +137,12 @@ static void keyset_release(struct keyset *ks)
 }
 
 static int keyset_build(struct keyset *ks, const char *account, const char *host, int slots,
-			int with_fence, struct sb_error *e)
+			int with_fence, const char *job_id, struct sb_error *e)
 {
 	int i, r, k;
 
-	/* slots, [fence], since */
-	ks->n = slots + (with_fence ? 1 : 0) + 1;
+	/* slots, [fence], since, [job] */
+	ks->n = slots + (with_fence ? 1 : 0) + 1 + (job_id ? 1 : 0);
 	ks->names = calloc((size_t)ks->n, sizeof(*ks->names));
 	ks->ptrs = calloc((size_t)ks->n, sizeof(*ks->ptrs));
 	if (!ks->names || !ks->ptrs) {
@@ -150,6 +168,12 @@ static int keyset_build(struct keyset *ks, const char *account, const char *host
 		goto fail;
 	}
 	ks->ptrs[k] = ks->names[k];
+	if (job_id) {
+		k++;
+		if ((r = lock_key_job(ks->names[k], LOCK_KEY_MAX, account, job_id, e)) != 0)
+			goto fail;
+		ks->ptrs[k] = ks->names[k];
+	}
 	return 0;
 fail:
 	keyset_release(ks);
@@ -218,7 +242,7 @@ int lock_acquire(struct kv *kv, const char *account, const char *host, int slots
 	r = make_token(l.token, e);
 	if (r)
 		return r;
-	r = keyset_build(&ks, account, l.host, slots, 1, e);
+	r = keyset_build(&ks, account, l.host, slots, 1, job_id, e);
 	if (r)
 		return r;
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
@@ -229,6 +253,11 @@ int lock_acquire(struct kv *kv, const char *account, const char *host, int slots
 	r = kv_eval(kv, &acquire_script, &reply, e, ks.n, ks.ptrs, 3, args);
 	if (r)
 		goto out;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer == -2) {
+		r = sb_error_set(e, SB_ERR_EXISTS, "job_id '%s' is already running for account '%s'", l.job_id,
+				 l.account);
+		goto out;
+	}
 	if (reply->type == REDIS_REPLY_NIL) {
 		r = sb_error_set(e, SB_ERR_UNAVAILABLE, "all %d slots of sandbox '%s' (account '%s') are busy",
 				 slots, l.host, l.account);
@@ -258,8 +287,8 @@ out:
 
 int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e)
 {
-	char key[LOCK_KEY_MAX], value[160], ttl[24];
-	const char *keys[1], *args[2];
+	char key[LOCK_KEY_MAX], jkey[LOCK_KEY_MAX], value[160], ttl[24];
+	const char *keys[2], *args[2];
 	redisReply *reply = NULL;
 	int64_t t_send;
 	int r;
@@ -280,10 +309,13 @@ int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e)
 	if (lock_value(l, value, sizeof(value)) < 0)
 		return sb_error_set(e, SB_ERR_INTERNAL, "lock value too long");
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ttl_ms);
+	if ((r = lock_key_job(jkey, sizeof(jkey), l->account, l->job_id, e)) != 0)
+		goto out;
 	keys[0] = key;
+	keys[1] = jkey;
 	args[0] = value;
 	args[1] = ttl;
-	r = kv_eval(kv, &renew_script, &reply, e, 1, keys, 2, args);
+	r = kv_eval(kv, &renew_script, &reply, e, 2, keys, 2, args);
 	if (r)
 		goto out;
 	if (reply->type != REDIS_REPLY_INTEGER || (reply->integer != 0 && reply->integer != 1)) {
@@ -308,8 +340,8 @@ out:
 
 int lock_release(struct kv *kv, struct lock *l, struct sb_error *e)
 {
-	char key[LOCK_KEY_MAX], value[160];
-	const char *keys[1], *args[1];
+	char key[LOCK_KEY_MAX], jkey[LOCK_KEY_MAX], value[160];
+	const char *keys[2], *args[1];
 	redisReply *reply = NULL;
 	int r;
 
@@ -321,9 +353,12 @@ int lock_release(struct kv *kv, struct lock *l, struct sb_error *e)
 		return r;
 	if (lock_value(l, value, sizeof(value)) < 0)
 		return sb_error_set(e, SB_ERR_INTERNAL, "lock value too long");
+	if ((r = lock_key_job(jkey, sizeof(jkey), l->account, l->job_id, e)) != 0)
+		return r;
 	keys[0] = key;
+	keys[1] = jkey;
 	args[0] = value;
-	r = kv_eval(kv, &release_script, &reply, e, 1, keys, 1, args);
+	r = kv_eval(kv, &release_script, &reply, e, 2, keys, 1, args);
 	if (r)
 		goto out;
 	if (reply->type != REDIS_REPLY_INTEGER || reply->integer < -1 || reply->integer > 1) {
@@ -395,7 +430,7 @@ int lock_list_holders(struct kv *kv, const char *account, const char *host, int 
 	r = validate_slots_num(slots, e);
 	if (r)
 		return r;
-	r = keyset_build(&ks, account, canon, slots, 0, e);
+	r = keyset_build(&ks, account, canon, slots, 0, NULL, e);
 	if (r)
 		return r;
 	r = kv_eval(kv, &holders_script, &reply, e, ks.n, ks.ptrs, 0, NULL);

@@ -8,6 +8,9 @@
  *   sshbox:{<account>:<host>}:fence     integer, no TTL; seeded from the
  *                                       server's TIME in microseconds when
  *                                       missing, so it only ever grows
+ *   sshbox:job:<account>:<job_id>       the job_id's reservation, set, renewed
+ *                                       and deleted with the slot: a job_id
+ *                                       runs once per account at a time
  *   sshbox:{<account>:<host>}:since     hash: slot -> when it was acquired
  *                                       (server clock, ms), for holder ages
  * A slot is taken only by one atomic script that also INCRs the fence, so a
@@ -29,6 +32,7 @@
 
 #define LOCK_KEY_SLOT_FMT "sshbox:{%s:%s}:slot:%d"
 #define LOCK_KEY_FENCE_FMT "sshbox:{%s:%s}:fence"
+#define LOCK_KEY_JOB_FMT "sshbox:job:%s:%s"  /* the job_id's reservation: same value and ttl as its slot */
 #define LOCK_KEY_SINCE_FMT "sshbox:{%s:%s}:since"  /* hash slot -> acquired at (ms, server clock) */
 #define LOCK_KEY_MAX 400           /* enough for any valid account and host */
 #define LOCK_TTL_MIN_MS 2000
@@ -55,8 +59,11 @@ int lock_key_slot(char *out, size_t outsz, const char *account, const char *host
 int lock_key_fence(char *out, size_t outsz, const char *account, const char *host,
 		   struct sb_error *e);
 
+int lock_key_job(char *out, size_t outsz, const char *account, const char *job_id, struct sb_error *e);
+
 /* Take the lowest free slot of 0..slots-1.  0: acquired, *out filled and
- * held; SB_ERR_UNAVAILABLE: every slot busy; SB_ERR_USAGE: a bad argument
+ * held; SB_ERR_EXISTS: job_id already holds a slot of this account (on any
+ * sandbox); SB_ERR_UNAVAILABLE: every slot busy; SB_ERR_USAGE: a bad argument
  * (ttl_ms must be LOCK_TTL_MIN_MS..LOCK_TTL_MAX_MS); SB_ERR_REDIS. */
 int lock_acquire(struct kv *kv, const char *account, const char *host, int slots,
 		 const char *job_id, int64_t ttl_ms, struct lock *out, struct sb_error *e);

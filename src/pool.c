@@ -1,4 +1,4 @@
-#include "sched.h"
+#include "pool.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #define KEY_MAX 400
 
 /* KEYS: seq, queue, alive.  ARGV: job_id, token, ttl.  -> member */
-static struct kv_script enqueue_script = KV_SCRIPT("sched_enqueue",
+static struct kv_script enqueue_script = KV_SCRIPT("pool_enqueue",
 	"local t = redis.call('TIME')\n"
 	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 	"local ticket = redis.call('INCR', KEYS[1])\n"
@@ -20,7 +20,7 @@ static struct kv_script enqueue_script = KV_SCRIPT("sched_enqueue",
 	"return m\n");
 
 /* KEYS: queue, alive.  ARGV: member (may be ""), ttl.  -> {rank or -1, live count} */
-static struct kv_script poll_script = KV_SCRIPT("sched_poll",
+static struct kv_script poll_script = KV_SCRIPT("pool_poll",
 	"local t = redis.call('TIME')\n"
 	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 	"local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)\n"
@@ -37,7 +37,7 @@ static struct kv_script poll_script = KV_SCRIPT("sched_poll",
 
 /* KEYS: health, failures.  ARGV: reason, base_ms, cap_ms, jitter_permille.
  * -> backoff ms */
-static struct kv_script unhealthy_script = KV_SCRIPT("sched_unhealthy",
+static struct kv_script unhealthy_script = KV_SCRIPT("pool_unhealthy",
 	"local n = redis.call('INCR', KEYS[2])\n"
 	"redis.call('EXPIRE', KEYS[2], 3600)\n"
 	"local ms = tonumber(ARGV[2]) * 2 ^ math.min(n - 1, 20)\n"
@@ -72,7 +72,7 @@ static int run_poll(struct kv *kv, const char *account, const char *member, long
 
 	if ((r = queue_keys(account, q, alive, seq, e)) != 0)
 		return r;
-	snprintf(ttl, sizeof(ttl), "%d", SCHED_QUEUE_TTL_MS);
+	snprintf(ttl, sizeof(ttl), "%d", POOL_QUEUE_TTL_MS);
 	keys[0] = q;
 	keys[1] = alive;
 	args[0] = member;
@@ -81,7 +81,7 @@ static int run_poll(struct kv *kv, const char *account, const char *member, long
 		return r;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 	    reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER)
-		r = kv_unexpected(kv, reply, "script sched_poll", e);
+		r = kv_unexpected(kv, reply, "script pool_poll", e);
 	else {
 		if (rank)
 			*rank = reply->element[0]->integer;
@@ -92,12 +92,12 @@ static int run_poll(struct kv *kv, const char *account, const char *member, long
 	return r;
 }
 
-int sched_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e)
+int pool_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e)
 {
 	return run_poll(kv, account, "", NULL, len, e);
 }
 
-int sched_enqueue(struct kv *kv, const char *account, const char *job_id, struct sched_ticket *t,
+int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct pool_ticket *t,
 		  struct sb_error *e)
 {
 	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX], ttl[16], token[33];
@@ -112,7 +112,7 @@ int sched_enqueue(struct kv *kv, const char *account, const char *job_id, struct
 		return sb_error_set(e, SB_ERR_INTERNAL, "no randomness for a queue ticket");
 	for (i = 0; i < 16; i++)
 		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(ttl, sizeof(ttl), "%d", SCHED_QUEUE_TTL_MS);
+	snprintf(ttl, sizeof(ttl), "%d", POOL_QUEUE_TTL_MS);
 	keys[0] = seq;
 	keys[1] = q;
 	keys[2] = alive;
@@ -122,7 +122,7 @@ int sched_enqueue(struct kv *kv, const char *account, const char *job_id, struct
 	if ((r = kv_eval(kv, &enqueue_script, &reply, e, 3, keys, 3, args)) != 0)
 		return r;
 	if (reply->type != REDIS_REPLY_STRING || reply->len >= sizeof(t->member))
-		r = kv_unexpected(kv, reply, "script sched_enqueue", e);
+		r = kv_unexpected(kv, reply, "script pool_enqueue", e);
 	else {
 		memcpy(t->member, reply->str, reply->len);
 		t->member[reply->len] = '\0';
@@ -133,7 +133,7 @@ int sched_enqueue(struct kv *kv, const char *account, const char *job_id, struct
 	return r;
 }
 
-int sched_poll(struct kv *kv, const char *account, struct sched_ticket *t, long long *rank,
+int pool_poll(struct kv *kv, const char *account, struct pool_ticket *t, long long *rank,
 	       struct sb_error *e)
 {
 	int r = run_poll(kv, account, t->member, rank, NULL, e);
@@ -143,7 +143,7 @@ int sched_poll(struct kv *kv, const char *account, struct sched_ticket *t, long 
 	return r;
 }
 
-int sched_leave(struct kv *kv, const char *account, struct sched_ticket *t, struct sb_error *e)
+int pool_leave(struct kv *kv, const char *account, struct pool_ticket *t, struct sb_error *e)
 {
 	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX];
 	int r;
@@ -171,7 +171,7 @@ static int health_keys(const char *account, const char *host, char h[KEY_MAX], c
 	return 0;
 }
 
-int sched_health_get(struct kv *kv, const char *account, const char *host, struct sched_health *h,
+int pool_health_get(struct kv *kv, const char *account, const char *host, struct pool_health *h,
 		     struct sb_error *e)
 {
 	char hk[KEY_MAX], fk[KEY_MAX];
@@ -208,7 +208,7 @@ out:
 	return r;
 }
 
-int sched_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
+int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
 			 struct sb_error *e)
 {
 	char hk[KEY_MAX], fk[KEY_MAX], jitter[16], why[256];
@@ -232,7 +232,7 @@ int sched_mark_unhealthy(struct kv *kv, const char *account, const char *host, c
 	return kv_eval(kv, &unhealthy_script, NULL, e, 2, keys, 4, args);
 }
 
-int sched_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e)
+int pool_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e)
 {
 	char hk[KEY_MAX], fk[KEY_MAX];
 	int r;

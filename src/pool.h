@@ -18,44 +18,44 @@
  *   sshbox:{<account>:<host>}:failures  consecutive failures (EX 1 h), so
  *                                       the backoff grows: 2 s × 2^(n-1),
  *                                       at most 5 min, ±20 % jitter */
-#ifndef SSHBOX_SCHED_H
-#define SSHBOX_SCHED_H
+#ifndef SSHBOX_POOL_H
+#define SSHBOX_POOL_H
 
 #include "err.h"
 #include "kv.h"
 
-#define SCHED_QUEUE_TTL_MS 5000
+#define POOL_QUEUE_TTL_MS 5000
 
-struct sched_ticket {
+struct pool_ticket {
 	char member[200];
 	long long ticket;
 	int queued;
 };
-#define SCHED_TICKET_INIT { "", 0, 0 }
+#define POOL_TICKET_INIT { "", 0, 0 }
 
 /* Live waiters of the account (stale ones are removed first). */
-int sched_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e);
-int sched_enqueue(struct kv *kv, const char *account, const char *job_id, struct sched_ticket *t,
+int pool_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e);
+int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct pool_ticket *t,
 		  struct sb_error *e);
 /* Refresh our entry and read our rank (0 = first).  *rank = -1 when our
  * entry had expired (we were too slow): enqueue again. */
-int sched_poll(struct kv *kv, const char *account, struct sched_ticket *t, long long *rank,
+int pool_poll(struct kv *kv, const char *account, struct pool_ticket *t, long long *rank,
 	       struct sb_error *e);
-int sched_leave(struct kv *kv, const char *account, struct sched_ticket *t, struct sb_error *e);
+int pool_leave(struct kv *kv, const char *account, struct pool_ticket *t, struct sb_error *e);
 
-struct sched_health {
+struct pool_health {
 	int unhealthy;
 	long long since;       /* unix seconds */
 	long long failures;
 	long long retry_in_ms; /* until it is tried again */
 	char reason[256];
 };
-int sched_health_get(struct kv *kv, const char *account, const char *host, struct sched_health *h,
+int pool_health_get(struct kv *kv, const char *account, const char *host, struct pool_health *h,
 		     struct sb_error *e);
 /* A connection failure: unhealthy for the next backoff period. */
-int sched_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
+int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
 			 struct sb_error *e);
 /* A connection worked: forget the failures. */
-int sched_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e);
+int pool_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e);
 
 #endif
