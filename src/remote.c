@@ -114,7 +114,7 @@ static const char script_body[] =
 	"sb_say 'sshbox-started %s %s\\n' \"$sb_nonce\" \"$sb_dir\"\n"
 	"sb_last=$SECONDS; sb_why=\n"
 	"while kill -0 \"$sb_pid\" 2>/dev/null; do\n"
-	"  IFS= read -r -t 1 sb_l; sb_st=$?\n"
+	"  IFS= read -r -t 0.1 sb_l; sb_st=$?\n"
 	"  if [ $sb_st -eq 0 ]; then sb_last=$SECONDS; if [ \"$sb_l\" = cancel ]; then sb_why=cancel; break; fi; continue; fi\n"
 	"  if [ $sb_st -gt 128 ]; then [ $((SECONDS - sb_last)) -lt \"$sb_hb\" ] && continue; sb_why=heartbeat; break; fi\n"
 	"  sb_why=eof; break\n"
