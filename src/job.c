@@ -582,6 +582,16 @@ static int marker(struct job *j, const char *line, size_t len)
 	return 1;
 }
 
+/* One line of remote output wrapped as an sshbox event of this type. */
+static void emit_line(struct job *j, const char *type, const char *line, size_t len)
+{
+	struct buf *e = &j->scratch;
+
+	events_begin(j->ev, e, type);
+	events_strn(e, "line", line, len);
+	events_end(j->ev, e);
+}
+
 /* A line from the sandbox whose "type" starts with "sshbox." would pass for
  * one of our events (a second sshbox.result): it is wrapped instead. */
 static int claims_sshbox_type(const char *line, size_t len)
@@ -605,7 +615,6 @@ static int claims_sshbox_type(const char *line, size_t len)
 static void on_stdout_line(void *ctx, const char *line, size_t len)
 {
 	struct job *j = ctx;
-	struct buf *e = &j->scratch;
 
 	if (!j->begun) {
 		if (!marker(j, line, len))
@@ -620,44 +629,30 @@ static void on_stdout_line(void *ctx, const char *line, size_t len)
 			note_result_line(j, line, len);
 		return;
 	}
-	events_begin(j->ev, e, "sshbox.stdout");
-	events_strn(e, "line", line, len);
-	events_end(j->ev, e);
+	emit_line(j, "sshbox.stdout", line, len);
 }
 
 static void on_stdout_drop(void *ctx, size_t dropped)
 {
 	struct job *j = ctx;
-	struct buf *e = &j->scratch;
 	char msg[160];
 
 	snprintf(msg, sizeof(msg), "sshbox: dropped a stdout line of %zu bytes (over max_line_bytes %d)",
 		 dropped, j->cfg->max_line_bytes);
-	events_begin(j->ev, e, "sshbox.stderr");
-	events_str(e, "line", msg);
-	events_end(j->ev, e);
+	emit_line(j, "sshbox.stderr", msg, strlen(msg));
 }
 
 static void on_stderr_line(void *ctx, const char *line, size_t len)
 {
-	struct job *j = ctx;
-	struct buf *e = &j->scratch;
-
-	events_begin(j->ev, e, "sshbox.stderr");
-	events_strn(e, "line", line, len);
-	events_end(j->ev, e);
+	emit_line(ctx, "sshbox.stderr", line, len);
 }
 
 static void on_stderr_drop(void *ctx, size_t dropped)
 {
-	struct job *j = ctx;
-	struct buf *e = &j->scratch;
 	char msg[128];
 
 	snprintf(msg, sizeof(msg), "sshbox: dropped a stderr line of %zu bytes", dropped);
-	events_begin(j->ev, e, "sshbox.stderr");
-	events_str(e, "line", msg);
-	events_end(j->ev, e);
+	emit_line(ctx, "sshbox.stderr", msg, strlen(msg));
 }
 
 /* Read what is there now (bounded rounds); closes *fd at EOF. */
