@@ -34,9 +34,18 @@ static int sock_connects(const char *path)
 	return ok;
 }
 
+/* ssh-agent is setgid on Debian, and the kernel drops PR_SET_PDEATHSIG
+ * across a setgid exec: a killed sshbox would leave the agent (and the key)
+ * behind.  So a plain shell sits between us and the agent: it stops the
+ * agent when its stdin -- a pipe whose only writer is this process -- closes,
+ * which happens however this process ends. */
+static const char agent_keeper[] =
+	"\"$0\" -D -a \"$1\" </dev/null >/dev/null 2>&1 & a=$!; "
+	"trap 'kill $a 2>/dev/null' TERM INT; read -r _; kill $a 2>/dev/null; wait $a";
+
 int agent_start(struct agent *a, const char *sock, struct sb_error *e)
 {
-	const char *argv[] = { SSH_AGENT, "-D", "-a", sock, NULL };
+	const char *argv[] = { "/bin/sh", "-c", agent_keeper, SSH_AGENT, sock, NULL };
 	int64_t deadline;
 	int r;
 
@@ -50,7 +59,7 @@ int agent_start(struct agent *a, const char *sock, struct sb_error *e)
 	a->proc.argv = argv;
 	a->proc.no_core = 1;          /* -D skips the agent's own RLIMIT_CORE */
 	a->proc.new_session = 1;
-	a->proc.die_with_parent = 1;
+	a->proc.in = CHILD_PIPE;
 	a->proc.out = CHILD_NULL;
 	a->proc.err = CHILD_NULL;
 	if ((r = child_start(&a->proc, e)) != 0) {
@@ -79,9 +88,11 @@ int agent_start(struct agent *a, const char *sock, struct sb_error *e)
 void agent_stop(struct agent *a)
 {
 	if (a->proc.pid > 0 && !a->proc.reaped) {
-		child_signal(&a->proc, SIGTERM);
-		(void)child_wait(&a->proc, clock_deadline_in(2000), 1000);
+		child_close_fds(&a->proc);   /* the keeper stops the agent */
+		if (child_wait(&a->proc, clock_deadline_in(2000), 1000) != 0)
+			child_signal(&a->proc, SIGKILL);   /* the whole group */
 	}
+	child_close_fds(&a->proc);
 	if (a->sock) {
 		(void)unlink(a->sock);
 		free(a->sock);

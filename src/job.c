@@ -244,8 +244,10 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 		goto out;
 	}
 	if (!nc && j->n_excluded) {
-		r = sb_error_set(e, SB_ERR_TRANSPORT, "every active sandbox of account '%s' is unreachable (last: %s)",
-				 j->spec->account, j->lease_why);
+		r = j->spec->sandbox ?
+			sb_error_set(e, SB_ERR_TRANSPORT, "sandbox '%s' is unreachable: %s", j->spec->sandbox, j->lease_why) :
+			sb_error_set(e, SB_ERR_TRANSPORT, "every active sandbox of account '%s' is unreachable (last: %s)",
+				     j->spec->account, j->lease_why);
 		goto out;
 	}
 	if (!nc) {
@@ -286,7 +288,10 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 			events_flush(j->ev, 0);
 		}
 		if (clock_expired(wait_deadline)) {
-			if (all_unhealthy)
+			if (all_unhealthy && j->spec->sandbox)
+				r = sb_error_set(e, SB_ERR_TRANSPORT,
+						 "sandbox '%s' is marked unhealthy (see sshbox status)", j->spec->sandbox);
+			else if (all_unhealthy)
 				r = sb_error_set(e, SB_ERR_TRANSPORT,
 						 "every active sandbox of account '%s' is marked unhealthy (see sshbox status)",
 						 j->spec->account);
@@ -746,6 +751,7 @@ static void renew_lease(struct job *j, int64_t now)
 	if (now < j->next_renew)
 		return;
 	r = lock_renew(j->kv, &j->lock, &e);
+	now = clock_now_ms();   /* the call may have waited for Redis */
 	if (r == 0) {
 		j->next_renew = j->lock.renewed_ms + j->lock.ttl_ms / 3;
 		return;
@@ -900,7 +906,13 @@ static int finish(struct job *j)
 	char msg[SB_ERROR_MSG_MAX + 64];
 
 	rr = lock_release(j->kv, &j->lock, &rel);
-	if (rr == SB_ERR_NOTFOUND && !j->lease_lost && j->stop != STOP_SIGINT && j->stop != STOP_SIGTERM) {
+	if (rr == SB_ERR_REDIS && !j->lease_lost && clock_now_ms() >= j->lock.deadline_ms &&
+	    j->stop != STOP_SIGINT && j->stop != STOP_SIGTERM) {
+		snprintf(j->lease_why, sizeof(j->lease_why),
+			 "lost the lock on sandbox '%s' slot %d: no renewal was confirmed before its lease ran out (%s)",
+			 j->sbx.host, j->lock.slot, rel.msg);
+		j->lease_lost = 1;
+	} else if (rr == SB_ERR_NOTFOUND && !j->lease_lost && j->stop != STOP_SIGINT && j->stop != STOP_SIGTERM) {
 		snprintf(j->lease_why, sizeof(j->lease_why), "%s", rel.msg);
 		j->lease_lost = 1;
 	} else if (rr) {
@@ -1040,7 +1052,11 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 		j.heartbeat_ms = HEARTBEAT_MAX_MS;
 	srandom((unsigned)(getpid() ^ (unsigned)clock_now_ms()));
 
-	if ((r = kv_open(&j.kv, cfg->redis_url, cfg->redis_timeout_ms, &e)) != 0) {
+	/* a renewal that waits longer than a quarter lease would eat the
+	 * margin that lets us stop before Redis hands the slot on */
+	if ((r = kv_open(&j.kv, cfg->redis_url,
+			 cfg->redis_timeout_ms < cfg->lock_ttl_ms / 4 ? cfg->redis_timeout_ms : cfg->lock_ttl_ms / 4,
+			 &e)) != 0) {
 		rc = emit_result(&j, "error", SB_EXIT_TEMPFAIL, e.msg);
 		goto out;
 	}

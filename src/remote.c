@@ -116,7 +116,7 @@ static const char script_body[] =
 	"while kill -0 \"$sb_pid\" 2>/dev/null; do\n"
 	"  IFS= read -r -t 0.1 sb_l; sb_st=$?\n"
 	"  if [ $sb_st -eq 0 ]; then sb_last=$SECONDS; if [ \"$sb_l\" = cancel ]; then sb_why=cancel; break; fi; continue; fi\n"
-	"  if [ $sb_st -gt 128 ]; then [ $((SECONDS - sb_last)) -lt \"$sb_hb\" ] && continue; sb_why=heartbeat; break; fi\n"
+	"  if [ $sb_st -gt 128 ]; then [ $((SECONDS - sb_last)) -le \"$sb_hb\" ] && continue; sb_why=heartbeat; break; fi\n"
 	"  sb_why=eof; break\n"
 	"done\n"
 	"if [ -n \"$sb_why\" ]; then\n"
