@@ -13,6 +13,16 @@
 /* KEYS: account hash, accounts set, version.
  * ARGV: account, expect_version, token, public_key, fingerprint, key_type, now.
  * Returns the new key_version, or -1 when expect_version does not match. */
+/* The registry version starts from the server clock (µs) when missing, so
+ * after Redis lost its data the numbers never repeat: a local ssh_config
+ * made from the old registry can never pass for current. */
+#define BUMP_VERSION(k) \
+	"if redis.call('EXISTS', KEYS[" k "]) == 0 then\n" \
+	"  local t = redis.call('TIME')\n" \
+	"  redis.call('SET', KEYS[" k "], string.format('%d', t[1] * 1000000 + t[2]))\n" \
+	"end\n" \
+	"redis.call('INCR', KEYS[" k "])\n"
+
 static struct kv_script put_key_script = KV_SCRIPT("registry_put_key",
 	"local expect = tonumber(ARGV[2])\n"
 	"if expect >= 0 then\n"
@@ -26,7 +36,7 @@ static struct kv_script put_key_script = KV_SCRIPT("registry_put_key",
 	"           'fingerprint', ARGV[5], 'key_type', ARGV[6], 'updated_at', ARGV[7])\n"
 	"redis.call('HSETNX', KEYS[1], 'created_at', ARGV[7])\n"
 	"redis.call('SADD', KEYS[2], ARGV[1])\n"
-	"redis.call('INCR', KEYS[3])\n"
+	BUMP_VERSION("3")
 	"return v\n");
 
 /* KEYS: account hash, version.  ARGV: expect_version, token, now.
@@ -36,7 +46,7 @@ static struct kv_script set_token_script = KV_SCRIPT("registry_set_token",
 	"if not cur then return -2 end\n"
 	"if cur ~= ARGV[1] then return -1 end\n"
 	"redis.call('HSET', KEYS[1], 'key_token', ARGV[2], 'updated_at', ARGV[3])\n"
-	"redis.call('INCR', KEYS[2])\n"
+	BUMP_VERSION("2")
 	"return 1\n");
 
 /* KEYS: sandbox hash, account's sandboxes set, accounts set, version.
@@ -50,14 +60,14 @@ static struct kv_script sandbox_add_script = KV_SCRIPT("registry_sandbox_add",
 	"redis.call('HSET', KEYS[5], ARGV[3], me)\n"
 	"redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
 	"redis.call('SADD', KEYS[3], ARGV[2])\n"
-	"redis.call('INCR', KEYS[4])\n"
+	BUMP_VERSION("4")
 	"return 1\n");
 
 /* KEYS: sandbox hash, version.  ARGV: state, now.  1 done, 0 absent. */
 static struct kv_script set_state_script = KV_SCRIPT("registry_sandbox_set_state",
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
 	"redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2])\n"
-	"redis.call('INCR', KEYS[2])\n"
+	BUMP_VERSION("2")
 	"return 1\n");
 
 /* KEYS: sandbox hash, account's sandboxes set, accounts set, account hash,
@@ -70,7 +80,7 @@ static struct kv_script remove_script = KV_SCRIPT("registry_sandbox_remove",
 	"if redis.call('SCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[4]) == 0 then\n"
 	"  redis.call('SREM', KEYS[3], ARGV[2])\n"
 	"end\n"
-	"redis.call('INCR', KEYS[5])\n"
+	BUMP_VERSION("5")
 	"return 1\n");
 
 /* ---- key names ---- */

@@ -67,6 +67,16 @@ test_expect_success 'set up: Redis, a sandbox, the state dir' '
 	test -z "$(regver)"
 '
 
+# A registry version that is missing starts from the server clock, so that
+# it never repeats a number from before Redis lost its data; the counts below
+# start from a known 0.
+test_expect_success 'the first change of an empty registry seeds its version from the clock' '
+	"$SSHBOX" sandbox add --account seed --host seed.example.com --host-key "$TB_A_HOSTKEY" >/dev/null &&
+	test "$(regver)" -gt 1600000000000000 &&
+	"$SSHBOX" sandbox remove --account seed --host seed.example.com >/dev/null &&
+	tb_redis_cli set sshbox:registry:version 0 >/dev/null
+'
+
 test_expect_success 'add with defaults: port 22, user root, 1 slot, claude "claude", default workdir' '
 	"$SSHBOX" sandbox add --account acme --host box1.example.com --host-key "$TB_A_HOSTKEY" >out 2>err &&
 	grep -q "^added sandbox box1.example.com for account acme" out &&

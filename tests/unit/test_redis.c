@@ -1066,7 +1066,12 @@ static void test_registry_sandboxes(void)
 	rec = make_rec("acme", "Box1.Example.com");
 	CHECK_INT(registry_sandbox_add(kv, &rec, &e), 0);
 	CHECK_INT(registry_version(kv, &v1, &e), 0);
-	CHECK_INT(v1, v0 + 1);
+	/* a missing counter starts from the server clock (µs): it never repeats
+	 * a number from before Redis lost its data */
+	if (v0 == 0)
+		CHECK(v1 > 1600000000000000LL);
+	else
+		CHECK_INT(v1, v0 + 1);
 	/* unique per account, whatever the spelling */
 	rec.host = (char *)"box1.example.COM";
 	CHECK_INT(registry_sandbox_add(kv, &rec, &e), SB_ERR_EXISTS);
