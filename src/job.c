@@ -671,6 +671,8 @@ static void pump(struct job *j, int *fd, struct ndjson *fr, int is_stdout)
 
 		if (n > 0) {
 			j->last_output = clock_now_ms();
+			if (!fr)
+				continue;   /* no framer (out of memory): the job is being stopped */
 			if (is_stdout)
 				ndjson_feed(fr, tmp, (size_t)n, on_stdout_line, on_stdout_drop, j);
 			else
@@ -683,9 +685,9 @@ static void pump(struct job *j, int *fd, struct ndjson *fr, int is_stdout)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
-		if (is_stdout)
+		if (fr && is_stdout)
 			ndjson_finish(fr, on_stdout_line, on_stdout_drop, j);
-		else
+		else if (fr)
 			ndjson_finish(fr, on_stderr_line, on_stderr_drop, j);
 		close(*fd);
 		*fd = -1;
