@@ -1,6 +1,8 @@
 /* sshbox run: one job, spec on stdin, NDJSON events on stdout. */
 #include "cmd.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,12 +10,15 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
+#include "secret.h"
 #include "child.h"
 #include "events.h"
-#include "fsutil.h"
 #include "job.h"
 #include "jobspec.h"
 #include "log.h"
+
+#define SPEC_READ_TIMEOUT_MS 60000
 
 static int spec_error(struct events *ev, const struct jobspec *spec, const struct sb_error *e, int code)
 {
@@ -31,6 +36,61 @@ static int spec_error(struct events *ev, const struct jobspec *spec, const struc
 	return code;
 }
 
+/* The spec on stdin, bounded in size and time, and interruptible: a caller
+ * that never closes stdin must not hold a process forever. */
+static int read_spec(struct buf *input, int sigfd, int *signo, struct sb_error *e)
+{
+	int64_t deadline = clock_deadline_in(SPEC_READ_TIMEOUT_MS);
+	char tmp[65536];
+	int r = 0;
+
+	for (;;) {
+		struct pollfd p[2] = { { STDIN_FILENO, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
+		ssize_t n;
+
+		if (clock_expired(deadline)) {
+			r = sb_error_set(e, SB_ERR_USAGE, "invalid job spec: standard input not closed within %d s",
+					 SPEC_READ_TIMEOUT_MS / 1000);
+			break;
+		}
+		if (poll(p, 2, (int)clock_remaining_ms(deadline)) < 0 && errno != EINTR) {
+			r = sb_error_set(e, SB_ERR_IO, "cannot read standard input: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents) {
+			struct signalfd_siginfo si;
+			if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+			    (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)) {
+				*signo = (int)si.ssi_signo;
+				r = sb_error_set(e, SB_ERR_CANCELLED, "cancelled by %s while reading the job spec",
+						 si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+				break;
+			}
+		}
+		if (!p[0].revents)
+			continue;
+		n = read(STDIN_FILENO, tmp, sizeof(tmp));
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			r = sb_error_set(e, SB_ERR_IO, "cannot read standard input: %s", strerror(errno));
+			break;
+		}
+		if (input->len + (size_t)n > JOBSPEC_MAX_BYTES) {
+			r = sb_error_set(e, SB_ERR_TOOBIG, "input larger than %d bytes", JOBSPEC_MAX_BYTES);
+			break;
+		}
+		if (buf_append(input, tmp, (size_t)n) < 0) {
+			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+			break;
+		}
+	}
+	secret_wipe(tmp, sizeof(tmp));
+	return r;
+}
+
 int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct sb_error e = SB_ERROR_INIT;
@@ -38,7 +98,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	struct events ev;
 	struct buf input;
 	sigset_t mask;
-	int sigfd = -1, rc, r;
+	int sigfd = -1, rc, r, signo = 0;
 
 	(void)argv;
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0)) {
@@ -64,7 +124,12 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	 * from the job's poll loop as the pipe takes them */
 	fd_set_nonblock(STDOUT_FILENO);
 	buf_init_secret(&input, JOBSPEC_MAX_BYTES);
-	r = fs_read_fd(STDIN_FILENO, &input, JOBSPEC_MAX_BYTES, &e);
+	r = read_spec(&input, sigfd, &signo, &e);
+	if (r == SB_ERR_CANCELLED) {
+		cmd_print_error(&e);
+		rc = signo == SIGINT ? SB_EXIT_SIGINT : SB_EXIT_SIGTERM;
+		goto out;
+	}
 	if (r) {
 		if (r == SB_ERR_TOOBIG)
 			sb_error_set(&e, SB_ERR_USAGE, "invalid job spec: larger than %d bytes", JOBSPEC_MAX_BYTES);

@@ -138,4 +138,15 @@ test_expect_success 'Redis stopped: exit 75, no job starts' '
 	tb_restart_redis
 '
 
+test_expect_success 'SIGTERM while the spec is still being written: exit 143 at once' '
+	mkfifo spec.fifo &&
+	{ sleep 30 >spec.fifo & } && writer=$! &&
+	test_when_finished "kill $writer 2>/dev/null; true" &&
+	{ "$SSHBOX" run <spec.fifo >events-fifo.ndjson 2>err-fifo.txt & } && run_pid=$! &&
+	sleep 0.3 &&
+	kill -TERM $run_pid &&
+	test_expect_code 143 wait $run_pid &&
+	grep -q "cancelled by SIGTERM while reading the job spec" err-fifo.txt
+'
+
 test_done
