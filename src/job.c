@@ -1,5 +1,6 @@
 #include "job.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -79,6 +80,7 @@ struct job {
 	int64_t heartbeat_ms;       /* how often we send one */
 	int remote_heartbeat_s;     /* the sandbox stops the job without one */
 	int64_t pipes_grace_at;     /* ssh gone, a grandchild still holds its pipes */
+	struct buf repo_key;        /* the job's repository cache name, "" without a repo */
 	char **excluded;            /* sandboxes that failed to connect this run */
 	size_t n_excluded;
 };
@@ -152,7 +154,7 @@ static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, long 
 	for (i = 0; i < n; i++) {
 		struct lock_holder h[VALIDATE_SLOTS_MAX];
 		struct pool_health health;
-		int used = 0, rr;
+		int used = 0, rr, has_repo = 0;
 
 		if ((rr = pool_health_get(j->kv, cands[i].account, cands[i].host, &health, e)) != 0 ||
 		    (rr = lock_list_holders(j->kv, cands[i].account, cands[i].host, cands[i].slots, h, &used, e)) != 0) {
@@ -162,8 +164,14 @@ static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, long 
 		if (health.unhealthy)
 			continue;
 		free_slots += cands[i].slots - used;
-		/* fraction used (scaled), random tie-break, index */
-		order[ok][0] = used * 1000 / cands[i].slots;
+		if (j->repo_key.len && used < cands[i].slots &&
+		    (rr = pool_has_repo(j->kv, cands[i].account, cands[i].host, j->repo_key.data, &has_repo, e)) != 0) {
+			free(order);
+			return rr;
+		}
+		/* a warm repository cache first, then the fraction used (scaled),
+		 * then a random tie-break; and the index */
+		order[ok][0] = (has_repo ? 0 : 1000000) + used * 1000 / cands[i].slots;
 		order[ok][1] = (int)(random() & 0xffff);
 		order[ok][2] = (int)i;
 		ok++;
@@ -412,6 +420,7 @@ static int setup_transport(struct job *j, struct sb_error *e)
 static int build_input(struct job *j)
 {
 	char origin[VALIDATE_URL_MAX + 1] = "", slot_key[VALIDATE_ACCOUNT_MAX + VALIDATE_HOST_MAX + 16];
+	struct buf repo_key = BUF_INIT;
 	struct remote_params p;
 	const char *const *names = (const char *const *)strvec_argv(&j->spec->env_names);
 	const char *const *vals = (const char *const *)strvec_argv(&j->spec->env_values);
@@ -438,16 +447,30 @@ static int build_input(struct job *j)
 		snprintf(origin, sizeof(origin), "%.*s", (int)n, p.repo_url);
 		p.repo_origin = origin;
 	}
+	if (p.repo_url) {
+		size_t k, n = p.repo_ref ? strlen(p.repo_ref) : 0;
+		if ((r = paths_repo_key(j->sbx.account, p.repo_url, &repo_key)) != 0)
+			goto out;
+		p.repo_key = repo_key.data;
+		p.repo_ref_is_sha = n == 40;
+		for (k = 0; k < n; k++)
+			if (!isxdigit((unsigned char)p.repo_ref[k]))
+				p.repo_ref_is_sha = 0;
+		p.repo_lfs = j->spec->repo_lfs;
+		p.repo_submodules = j->spec->repo_submodules;
+	}
 	snprintf(slot_key, sizeof(slot_key), "%s@%s.%d", j->sbx.account, j->sbx.host, j->lock.slot);
 	p.slot_key = slot_key;
 	if ((r = remote_script(&j->in, &p)) != 0 ||
 	    (r = remote_put_blob(&j->in, j->spec->prompt, j->spec->prompt_len)) != 0)
-		return r;
+		goto out;
 	for (i = 0; i < j->spec->env_values.n; i++)
 		if ((r = remote_put_blob(&j->in, vals[i], strlen(vals[i]))) != 0)
-			return r;
+			goto out;
 	if (p.have_token)
 		r = remote_put_blob(&j->in, j->spec->repo_token, strlen(j->spec->repo_token));
+out:
+	buf_release(&repo_key);
 	return r;
 }
 
@@ -562,6 +585,9 @@ static int marker(struct job *j, const char *line, size_t len)
 		char tmp[64];
 		snprintf(tmp, sizeof(tmp), "%.*s", (int)(len < 63 ? len : 63), rest);
 		if (sscanf(tmp, "%15s %lld", action, &ms) == 2) {
+			struct sb_error ignored = SB_ERROR_INIT;
+			if (j->repo_key.len)
+				(void)pool_note_repo(j->kv, j->sbx.account, j->sbx.host, j->repo_key.data, &ignored);
 			events_begin(j->ev, e, "sshbox.repo");
 			events_str(e, "action", action);
 			events_int(e, "duration_ms", ms);
@@ -887,6 +913,7 @@ static const char *why_sentence(const char *why)
 		{ "jobdir", "cannot create the job directory on the sandbox" },
 		{ "clone", "cannot clone the repository on the sandbox (see sshbox.stderr)" },
 		{ "checkout", "cannot check out the requested ref on the sandbox (see sshbox.stderr)" },
+		{ "submodules", "cannot fetch the repository's submodules on the sandbox (see sshbox.stderr)" },
 		{ "claude-missing", "the Claude Code executable was not found on the sandbox" },
 		{ "tools-missing", "setsid or timeout (util-linux, coreutils) is missing on the sandbox" },
 		{ "heartbeat", "the sandbox stopped the job: no heartbeat from sshbox" },
@@ -943,6 +970,11 @@ static int finish(struct job *j)
 		if (!j->result_is_error && (j->stop == STOP_RESULT_GRACE || j->end_rc == 0))
 			return emit_result(j, "succeeded", SB_EXIT_OK, NULL);
 		return emit_result(j, "failed", SB_EXIT_FAILED, NULL);
+	}
+	if (j->ended && strcmp(j->end_why, "unknown-ref") == 0) {
+		snprintf(msg, sizeof(msg), "unknown ref '%s' in repository '%s'", j->spec->repo_ref ? j->spec->repo_ref : "",
+			 j->spec->repo_url ? j->spec->repo_url : "");
+		return emit_result(j, "error", SB_EXIT_FAILED, msg);
 	}
 	if (j->ended) {
 		const char *s = why_sentence(j->end_why);
@@ -1053,6 +1085,8 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 	if (j.heartbeat_ms > HEARTBEAT_MAX_MS)
 		j.heartbeat_ms = HEARTBEAT_MAX_MS;
 	srandom((unsigned)(getpid() ^ (unsigned)clock_now_ms()));
+	if (spec->has_repo)
+		(void)paths_repo_key(spec->account, spec->repo_url, &j.repo_key);
 
 	/* a renewal that waits longer than a quarter lease would eat the
 	 * margin that lets us stop before Redis hands the slot on */
@@ -1129,6 +1163,7 @@ out:
 	buf_release(&j.cost);
 	buf_release(&j.turns);
 	buf_release(&j.scratch);
+	buf_release(&j.repo_key);
 	sandbox_rec_release(&j.sbx);
 	account_rec_release(&j.acct);
 	kv_free(j.kv);

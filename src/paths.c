@@ -1,5 +1,6 @@
 #include "paths.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +78,34 @@ int paths_control(const char *state, const char *account, long long key_version,
 		return sb_error_set(e, SB_ERR_USAGE, "ControlPath '%s' longer than %d bytes: use a shorter state_dir",
 				    out->data, PATHS_CONTROL_MAX);
 	return 0;
+}
+
+int paths_repo_key(const char *account, const char *url, struct buf *out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	const char *base, *end = url + strlen(url);
+	int r;
+
+	if (EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL) != 1)
+		return SB_ERR_INTERNAL;
+	while (end > url && (end[-1] == '/'))
+		end--;
+	if (end - url > 4 && strncmp(end - 4, ".git", 4) == 0)
+		end -= 4;
+	for (base = end; base > url && base[-1] != '/'; base--)
+		;
+	buf_reset(out);
+	r = buf_printf(out, "%s/", account);
+	for (i = 0; !r && i < 8; i++)
+		r = buf_printf(out, "%02x", md[i]);
+	if (!r)
+		r = buf_putc(out, '-');
+	/* a readable name for operators; only characters safe in a path */
+	for (; !r && base < end && out->len < 120; base++)
+		r = buf_putc(out, (isalnum((unsigned char)*base) || *base == '.' || *base == '_' || *base == '-') &&
+				  !(*base == '.' && out->data[out->len - 1] == '-') ? *base : '_');
+	return r;
 }
 
 int paths_lock(const char *state, const char *name, struct buf *out)

@@ -31,6 +31,9 @@ int paths_control(const char *state, const char *account, long long key_version,
 		  const char *host, int port, const char *user, const char *host_key,
 		  struct buf *out, struct sb_error *e);
 int paths_lock(const char *state, const char *name, struct buf *out);
+/* The repository cache's name on a sandbox, under <workdir>/repos/:
+ * "<account>/<16 hex of sha256(url)>-<readable name>". */
+int paths_repo_key(const char *account, const char *url, struct buf *out);
 int paths_log(const char *state, const char *name, struct buf *out);
 /* Host alias used in ssh_config and by operators: sbx-<account>-<host>. */
 int paths_alias(const char *account, const char *host, struct buf *out);

@@ -241,3 +241,44 @@ int pool_mark_healthy(struct kv *kv, const char *account, const char *host, stru
 		return r;
 	return kv_cmd(kv, NULL, e, "DEL", hk, fk, NULL);
 }
+
+static int repos_key(const char *account, const char *host, char out[KEY_MAX], struct sb_error *e)
+{
+	char canon[VALIDATE_HOST_MAX + 1];
+	int r;
+
+	if ((r = validate_account(account, e)) != 0 ||
+	    (r = validate_host_canonical(host, canon, sizeof(canon), e)) != 0)
+		return r;
+	snprintf(out, KEY_MAX, "sshbox:{%s:%s}:repos", account, canon);
+	return 0;
+}
+
+int pool_note_repo(struct kv *kv, const char *account, const char *host, const char *repo_key,
+		   struct sb_error *e)
+{
+	char k[KEY_MAX];
+	int r;
+
+	if ((r = repos_key(account, host, k, e)) != 0)
+		return r;
+	return kv_cmd(kv, NULL, e, "SADD", k, repo_key, NULL);
+}
+
+int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,
+		  struct sb_error *e)
+{
+	redisReply *reply = NULL;
+	long long v = 0;
+	char k[KEY_MAX];
+	int r;
+
+	*has = 0;
+	if ((r = repos_key(account, host, k, e)) != 0 ||
+	    (r = kv_cmd(kv, &reply, e, "SISMEMBER", k, repo_key, NULL)) != 0)
+		return r;
+	r = kv_reply_integer(kv, reply, "SISMEMBER", &v, e);
+	freeReplyObject(reply);
+	*has = v == 1;
+	return r;
+}

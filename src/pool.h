@@ -58,4 +58,12 @@ int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, co
 /* A connection worked: forget the failures. */
 int pool_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e);
 
+/* Which repository caches a sandbox holds (sshbox:{<account>:<host>}:repos,
+ * a set of paths_repo_key() names): the scheduler prefers a sandbox that
+ * already has the job's repository. */
+int pool_note_repo(struct kv *kv, const char *account, const char *host, const char *repo_key,
+		   struct sb_error *e);
+int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,
+		  struct sb_error *e);
+
 #endif

@@ -60,7 +60,7 @@ static const char script_body[] =
 	"sb_cleanup() { cd / 2>/dev/null; if [ -n \"$sb_dir\" ]; then rm -rf -- \"$sb_dir\" \"$sb_aux\" 2>/dev/null; fi; sb_dir=; }\n"
 	"trap sb_cleanup EXIT\n"
 	"sb_end() { sb_cleanup; sb_say '\\nsshbox-end %s %s %s\\n' \"$sb_nonce\" \"$1\" \"$2\"; exit 0; }\n"
-	"sb_err() { ( echo \"sshbox: $*\" >&2 ) 2>/dev/null; }\n"
+	"sb_err() { ( echo \"sshbox: $*\" >&2 ); }\n"
 	"sb_ms() { date +%s%3N; }\n"
 	"mkdir -p -- \"$sb_work/jobs\" \"$sb_work/slots\" 2>/dev/null || { sb_err \"cannot create $sb_work/jobs\"; sb_end 1 workdir; }\n"
 	/* fencing: a lower fence never starts over a higher one */
@@ -85,22 +85,61 @@ static const char script_body[] =
 	 * with it, unless the job's env chose otherwise. */
 	"sb_dir=$sb_work/jobs/$sb_job; sb_aux=$sb_work/jobs/.$sb_job\n"
 	"rm -rf -- \"$sb_dir\" \"$sb_aux\"; mkdir -- \"$sb_dir\" && mkdir -p -- \"$sb_aux/claude\" \"$sb_aux/tmp\" || sb_end 1 jobdir\n"
+	/* the job's env (e.g. GIT_SSL_CAINFO) applies to git too, in a subshell */
+	"sb_assign=(); for sb_i in ${sb_envnames[@]+\"${!sb_envnames[@]}\"}; do sb_assign+=(\"${sb_envnames[$sb_i]}=${sb_vals[$sb_i]}\"); done\n"
+	"if [ -n \"$sb_token\" ]; then sb_assign+=(\"GH_TOKEN=$sb_token\"); fi\n"
 	"if [ -n \"$sb_repo_url\" ]; then\n"
 	"  sb_t0=$(sb_ms)\n"
 	"  export GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/false SSH_ASKPASS=/bin/false\n"
-	/* the token answers only for the repository's own origin */
+	/* the token answers only for the repository's own origin, from the
+	 * environment: never in a URL, an argv or a config file */
 	"  sb_cred='!f() { test \"$1\" = get || return 0; echo username=x-access-token; echo \"password=$SSHBOX_GIT_TOKEN\"; }; f'\n"
-	"  if ! SSHBOX_GIT_TOKEN=$sb_token git -c credential.helper= -c \"credential.$sb_repo_origin.helper=$sb_cred\" clone --quiet -- \"$sb_repo_url\" \"$sb_dir\" </dev/null >&2; then\n"
-	"    sb_end 1 clone; fi\n"
-	"  if [ -n \"$sb_repo_ref\" ] && ! git -C \"$sb_dir\" -c advice.detachedHead=false checkout --quiet \"$sb_repo_ref\" -- </dev/null >&2; then\n"
-	"    sb_end 1 checkout; fi\n"
-	"  sb_say 'sshbox-repo %s clone %s\\n' \"$sb_nonce\" \"$(( $(sb_ms) - sb_t0 ))\"\n"
+	"  sb_git() { ( if [ \"${#sb_assign[@]}\" -gt 0 ]; then export -- \"${sb_assign[@]}\"; fi\n"
+	"    SSHBOX_GIT_TOKEN=$sb_token exec git -c credential.helper= -c \"credential.$sb_repo_origin.helper=$sb_cred\" \\\n"
+	"      -c gc.auto=0 -c advice.detachedHead=false \"$@\" ) </dev/null >&2; }\n"
+	/* one cache per account and repository: a commit fetched with one
+	 * account's token is never handed to another account */
+	"  sb_cache=$sb_work/repos/$sb_repo_key.git; sb_act=reuse\n"
+	"  mkdir -p -- \"${sb_cache%/*}\" || sb_end 1 workdir\n"
+	"  exec 7>\"$sb_cache.lock\" || sb_end 1 workdir\n"
+	/* fast path: an exact commit already in the cache needs no lock, no network */
+	"  if [ \"$sb_repo_sha\" = 1 ] && git -C \"$sb_cache\" cat-file -e \"$sb_repo_ref^{commit}\" 2>/dev/null; then :\n"
+	"  else\n"
+	"    flock -w 600 7 || { sb_err \"the repository cache $sb_cache stayed locked for 600 s\"; sb_end 1 clone; }\n"
+	"    if [ -d \"$sb_cache\" ]; then\n"
+	"      sb_act=fetch\n"
+	"      if ! sb_git -C \"$sb_cache\" fetch --quiet --prune origin; then\n"
+	/* the remote answers but our fetch failed: the cache is broken */
+	"        if sb_git ls-remote --quiet -- \"$sb_repo_url\" HEAD >/dev/null 2>&1 && ! git -C \"$sb_cache\" fsck --connectivity-only >/dev/null 2>&1; then\n"
+	"          sb_err \"repository cache $sb_cache is corrupt: cloning it again\"; rm -rf -- \"$sb_cache\"\n"
+	"        else sb_end 1 clone; fi\n"
+	"      fi\n"
+	"    fi\n"
+	"    if [ ! -d \"$sb_cache\" ]; then\n"
+	"      sb_act=clone; rm -rf -- \"$sb_cache.tmp\"\n"
+	"      sb_git clone --quiet --mirror -- \"$sb_repo_url\" \"$sb_cache.tmp\" && git -C \"$sb_cache.tmp\" config gc.auto 0 &&\n"
+	"        mv -- \"$sb_cache.tmp\" \"$sb_cache\" || { rm -rf -- \"$sb_cache.tmp\"; sb_end 1 clone; }\n"
+	"    fi\n"
+	"  fi\n"
+	"  exec 7>&-\n"
+	/* the job's checkout borrows the cache's objects (alternates): no history copied */
+	"  sb_git clone --quiet --shared --no-checkout -- \"$sb_cache\" \"$sb_dir\" || sb_end 1 clone\n"
+	"  git -C \"$sb_dir\" remote set-url origin \"$sb_repo_url\" || sb_end 1 clone\n"
+	"  if [ -n \"$sb_token\" ]; then git -C \"$sb_dir\" config \"credential.$sb_repo_origin.helper\" \\\n"
+	"    '!f() { test \"$1\" = get || return 0; echo username=x-access-token; echo \"password=$GH_TOKEN\"; }; f'; fi\n"
+	"  if [ \"$sb_repo_lfs\" = 1 ]; then sb_lfs=(-c filter.lfs.smudge='git-lfs smudge -- %f' -c filter.lfs.process='git-lfs filter-process' -c filter.lfs.required=true)\n"
+	"  else sb_lfs=(-c filter.lfs.smudge= -c filter.lfs.process= -c filter.lfs.required=false); fi\n"
+	"  if [ -z \"$sb_repo_ref\" ]; then sb_co=(checkout --quiet -f)\n"
+	"  elif git -C \"$sb_dir\" rev-parse --verify -q \"refs/remotes/origin/$sb_repo_ref^{commit}\" >/dev/null; then sb_co=(checkout --quiet -f -B \"$sb_repo_ref\" \"refs/remotes/origin/$sb_repo_ref\")\n"
+	"  elif git -C \"$sb_dir\" rev-parse --verify -q \"$sb_repo_ref^{commit}\" >/dev/null; then sb_co=(checkout --quiet -f --detach \"$sb_repo_ref\")\n"
+	"  else sb_err \"unknown ref '$sb_repo_ref' in $sb_repo_url\"; sb_end 1 unknown-ref; fi\n"
+	"  sb_git -C \"$sb_dir\" \"${sb_lfs[@]}\" \"${sb_co[@]}\" -- || sb_end 1 checkout\n"
+	"  if [ \"$sb_repo_submodules\" = 1 ]; then sb_git -C \"$sb_dir\" \"${sb_lfs[@]}\" submodule update --quiet --init --recursive || sb_end 1 submodules; fi\n"
+	"  sb_say 'sshbox-repo %s %s %s\\n' \"$sb_nonce\" \"$sb_act\" \"$(( $(sb_ms) - sb_t0 ))\"\n"
 	"fi\n"
 	"cd -- \"$sb_dir\" || sb_end 1 jobdir\n"
 	"if ! sb_cl=$(command -v -- \"$sb_claude\" 2>/dev/null); then sb_err \"Claude Code executable '$sb_claude' not found on the sandbox\"; sb_end 127 claude-missing; fi\n"
 	"sb_setsid=$(command -v setsid) && sb_tmo=$(command -v timeout) || { sb_err 'setsid or timeout missing on the sandbox'; sb_end 127 tools-missing; }\n"
-	"sb_assign=(); for sb_i in ${sb_envnames[@]+\"${!sb_envnames[@]}\"}; do sb_assign+=(\"${sb_envnames[$sb_i]}=${sb_vals[$sb_i]}\"); done\n"
-	"if [ -n \"$sb_token\" ]; then sb_assign+=(\"GH_TOKEN=$sb_token\"); fi\n"
 	"( set -- \"$sb_setsid\" \"$sb_tmo\" -k 10 \"$sb_timeout\" \"$sb_cl\" -p --output-format stream-json --verbose ${sb_args[@]+\"${sb_args[@]}\"}\n"
 	"  exec 0< <(printf '%s' \"$sb_prompt\") 8>&-\n"
 	"  unset CLAUDECODE; for sb_v in $(compgen -e); do case $sb_v in (CLAUDE_CODE_*) unset \"$sb_v\";; esac; done\n"
@@ -146,6 +185,9 @@ int remote_script(struct buf *out, const struct remote_params *p)
 	r |= buf_puts(&s, "\nsb_repo_url=") | remote_quote(&s, p->repo_url ? p->repo_url : "");
 	r |= buf_puts(&s, "\nsb_repo_ref=") | remote_quote(&s, p->repo_ref ? p->repo_ref : "");
 	r |= buf_puts(&s, "\nsb_repo_origin=") | remote_quote(&s, p->repo_origin ? p->repo_origin : "");
+	r |= buf_puts(&s, "\nsb_repo_key=") | remote_quote(&s, p->repo_key ? p->repo_key : "");
+	r |= buf_printf(&s, "\nsb_repo_sha=%d\nsb_repo_lfs=%d\nsb_repo_submodules=%d", p->repo_ref_is_sha ? 1 : 0,
+			p->repo_lfs ? 1 : 0, p->repo_submodules ? 1 : 0);
 	if (p->slot_key)
 		r |= buf_puts(&s, "\nsb_slotkey=") | remote_quote(&s, p->slot_key);
 	else

@@ -12,7 +12,8 @@
  *   sshbox-started NONCE DIR            Claude Code started in DIR
  *   sshbox-end NONCE RC WHY             last line; RC = Claude's exit code
  * WHY is one word: exit, eof, cancel, heartbeat, fenced, busy, workdir,
- * jobdir, clone, checkout, claude-missing, tools-missing.  docs/remote-protocol.md has the details. */
+ * jobdir, clone, unknown-ref, checkout, submodules, claude-missing,
+ * tools-missing.  docs/remote-protocol.md has the details. */
 #ifndef SSHBOX_REMOTE_H
 #define SSHBOX_REMOTE_H
 
@@ -35,6 +36,9 @@ struct remote_params {
 	const char *repo_ref;    /* NULL: the remote's default branch */
 	const char *repo_origin; /* scheme://host[:port] of repo_url: the token's scope */
 	const char *slot_key;    /* "<account>@<host>.<slot>": names the slot's files */
+	const char *repo_key;    /* "<account>/<digest>-<name>": the cache under repos/ */
+	int repo_ref_is_sha;     /* a full commit id: the cache may serve it without fetching */
+	int repo_lfs, repo_submodules;
 	int have_token;
 };
 
