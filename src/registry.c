@@ -225,31 +225,36 @@ static int field_ll(const struct fields *f, const char *name, long long *out, st
 	return 0;
 }
 
+/* Printable ASCII without spaces: 1 if every byte of v is. */
+static int all_graph(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f)
+			return 0;
+	return 1;
+}
+
 /* Opaque token: printable ASCII without spaces. */
 static int check_token(const char *v, struct sb_error *e)
 {
-	size_t i, n = strlen(v);
-
-	if (n == 0)
+	if (!*v)
 		return sb_error_set(e, SB_ERR_USAGE, "invalid key token: empty");
-	for (i = 0; i < n; i++)
-		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
-			return sb_error_set(e, SB_ERR_USAGE, "invalid key token: contains a space, control or non-ASCII byte");
+	if (!all_graph(v))
+		return sb_error_set(e, SB_ERR_USAGE, "invalid key token: contains a space, control or non-ASCII byte");
 	return 0;
 }
 
 static int check_fingerprint(const char *v, struct sb_error *e)
 {
 	char echo[VALIDATE_ECHO_SIZE];
-	size_t i, n = strlen(v);
+	size_t n = strlen(v);
 
 	if (n == 0 || n > 128)
 		return sb_error_set(e, SB_ERR_USAGE, "invalid fingerprint '%s': empty or too long",
 				    validate_echo(echo, sizeof(echo), v));
-	for (i = 0; i < n; i++)
-		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
-			return sb_error_set(e, SB_ERR_USAGE, "invalid fingerprint '%s': contains a space, control or non-ASCII byte",
-					    validate_echo(echo, sizeof(echo), v));
+	if (!all_graph(v))
+		return sb_error_set(e, SB_ERR_USAGE, "invalid fingerprint '%s': contains a space, control or non-ASCII byte",
+				    validate_echo(echo, sizeof(echo), v));
 	return 0;
 }
 
