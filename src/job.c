@@ -911,9 +911,6 @@ static const char *why_sentence(const char *why)
 		{ "fenced", "the sandbox refused the job: its slot already ran a job with a newer fencing number" },
 		{ "workdir", "cannot create the job's directories under the sandbox workdir" },
 		{ "jobdir", "cannot create the job directory on the sandbox" },
-		{ "clone", "cannot clone the repository on the sandbox (see sshbox.stderr)" },
-		{ "checkout", "cannot check out the requested ref on the sandbox (see sshbox.stderr)" },
-		{ "submodules", "cannot fetch the repository's submodules on the sandbox (see sshbox.stderr)" },
 		{ "claude-missing", "the Claude Code executable was not found on the sandbox" },
 		{ "tools-missing", "setsid or timeout (util-linux, coreutils) is missing on the sandbox" },
 		{ "heartbeat", "the sandbox stopped the job: no heartbeat from sshbox" },
@@ -926,6 +923,30 @@ static const char *why_sentence(const char *why)
 		if (strcmp(why, t[i].why) == 0)
 			return t[i].text;
 	return NULL;
+}
+
+/* The repository step's failures, each a sentence naming the repository
+ * (the spec's URL, which holds no credentials).  Returns 0 for other whys. */
+static int repo_sentence(const char *why, const char *url, char *out, size_t size)
+{
+	static const struct { const char *why, *before, *after; } t[] = {
+		{ "repo-auth", "authentication to ", " failed: check repo.token (an installation token with access to it)" },
+		{ "repo-tls", "the TLS certificate of ", " was not accepted by git on the sandbox (is its CA installed?)" },
+		{ "repo-unreachable", "cannot reach ", " from the sandbox" },
+		{ "repo-not-found", "repository ", " was not found (or repo.token cannot see it)" },
+		{ "clone", "cannot clone or fetch ", " on the sandbox (see sshbox.stderr)" },
+		{ "checkout", "cannot check out the requested ref of ", " on the sandbox (see sshbox.stderr)" },
+		{ "submodules", "cannot fetch the submodules of ", " on the sandbox (see sshbox.stderr)" },
+		{ "cache-locked", "the sandbox's cache of ", " stayed locked by another job for 600 s" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(why, t[i].why) == 0) {
+			snprintf(out, size, "%s'%s'%s", t[i].before, url ? url : "", t[i].after);
+			return 1;
+		}
+	return 0;
 }
 
 static int finish(struct job *j)
@@ -976,6 +997,12 @@ static int finish(struct job *j)
 			 j->spec->repo_url ? j->spec->repo_url : "");
 		return emit_result(j, "error", SB_EXIT_FAILED, msg);
 	}
+	if (j->ended && repo_sentence(j->end_why, j->spec->repo_url, msg, sizeof(msg)))
+		return emit_result(j, "error",
+				   strcmp(j->end_why, "repo-unreachable") == 0 || strcmp(j->end_why, "cache-locked") == 0
+					   ? SB_EXIT_TEMPFAIL
+					   : SB_EXIT_FAILED,
+				   msg);
 	if (j->ended) {
 		const char *s = why_sentence(j->end_why);
 		/* heartbeat/eof: the transport failed us, not the job */

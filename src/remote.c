@@ -94,9 +94,21 @@ static const char script_body[] =
 	/* the token answers only for the repository's own origin, from the
 	 * environment: never in a URL, an argv or a config file */
 	"  sb_cred='!f() { test \"$1\" = get || return 0; echo username=x-access-token; echo \"password=$SSHBOX_GIT_TOKEN\"; }; f'\n"
-	"  sb_git() { ( if [ \"${#sb_assign[@]}\" -gt 0 ]; then export -- \"${sb_assign[@]}\"; fi\n"
+	/* git's stderr is kept (in the job's private dir) to name the cause
+	 * of a failure, then passed on as it was */
+	"  sb_gerr=$sb_aux/git.err\n"
+	"  sb_git() { local rc; ( if [ \"${#sb_assign[@]}\" -gt 0 ]; then export -- \"${sb_assign[@]}\"; fi\n"
 	"    SSHBOX_GIT_TOKEN=$sb_token exec git -c credential.helper= -c \"credential.$sb_repo_origin.helper=$sb_cred\" \\\n"
-	"      -c gc.auto=0 -c advice.detachedHead=false \"$@\" ) </dev/null >&2; }\n"
+	"      -c gc.auto=0 -c advice.detachedHead=false -c http.lowSpeedLimit=1 -c http.lowSpeedTime=60 \"$@\" ) </dev/null >&2 2>\"$sb_gerr\"\n"
+	"    rc=$?; cat -- \"$sb_gerr\" >&2 2>/dev/null; return $rc; }\n"
+	/* one sentence for the usual causes (messages of git 2.x and libcurl) */
+	"  sb_gitfail() { local e; e=$(cat -- \"$sb_gerr\" 2>/dev/null)\n"
+	"    case $e in\n"
+	"    (*'Authentication failed'*|*'could not read Username'*|*'could not read Password'*|*'terminal prompts disabled'*|*'returned error: 401'*|*'returned error: 403'*) sb_end 1 repo-auth;;\n"
+	"    (*'SSL certificate problem'*|*'certificate verification failed'*|*'unable to get local issuer'*|*'SSL: no alternative certificate'*) sb_end 1 repo-tls;;\n"
+	"    (*'Could not resolve host'*|*'Failed to connect'*|*'Connection refused'*|*'Connection timed out'*|*'Couldn'\\''t connect'*|*'Network is unreachable'*|*'Operation too slow'*) sb_end 1 repo-unreachable;;\n"
+	"    (*'not found'*|*'returned error: 404'*|*'does not appear to be a git repository'*) sb_end 1 repo-not-found;;\n"
+	"    esac; sb_end 1 \"$1\"; }\n"
 	/* one cache per account and repository: a commit fetched with one
 	 * account's token is never handed to another account */
 	"  sb_cache=$sb_work/repos/$sb_repo_key.git; sb_act=reuse\n"
@@ -105,20 +117,21 @@ static const char script_body[] =
 	/* fast path: an exact commit already in the cache needs no lock, no network */
 	"  if [ \"$sb_repo_sha\" = 1 ] && git -C \"$sb_cache\" cat-file -e \"$sb_repo_ref^{commit}\" 2>/dev/null; then :\n"
 	"  else\n"
-	"    flock -w 600 7 || { sb_err \"the repository cache $sb_cache stayed locked for 600 s\"; sb_end 1 clone; }\n"
+	"    flock -w 600 7 || { sb_err \"the repository cache $sb_cache stayed locked for 600 s\"; sb_end 1 cache-locked; }\n"
 	"    if [ -d \"$sb_cache\" ]; then\n"
 	"      sb_act=fetch\n"
 	"      if ! sb_git -C \"$sb_cache\" fetch --quiet --prune origin; then\n"
 	/* the remote answers but our fetch failed: the cache is broken */
+	"        mv -f -- \"$sb_gerr\" \"$sb_gerr.fetch\"\n"
 	"        if sb_git ls-remote --quiet -- \"$sb_repo_url\" HEAD >/dev/null 2>&1 && ! git -C \"$sb_cache\" fsck --connectivity-only >/dev/null 2>&1; then\n"
 	"          sb_err \"repository cache $sb_cache is corrupt: cloning it again\"; rm -rf -- \"$sb_cache\"\n"
-	"        else sb_end 1 clone; fi\n"
+	"        else mv -f -- \"$sb_gerr.fetch\" \"$sb_gerr\"; sb_gitfail clone; fi\n"
 	"      fi\n"
 	"    fi\n"
 	"    if [ ! -d \"$sb_cache\" ]; then\n"
 	"      sb_act=clone; rm -rf -- \"$sb_cache.tmp\"\n"
 	"      sb_git clone --quiet --mirror -- \"$sb_repo_url\" \"$sb_cache.tmp\" && git -C \"$sb_cache.tmp\" config gc.auto 0 &&\n"
-	"        mv -- \"$sb_cache.tmp\" \"$sb_cache\" || { rm -rf -- \"$sb_cache.tmp\"; sb_end 1 clone; }\n"
+	"        mv -- \"$sb_cache.tmp\" \"$sb_cache\" || { rm -rf -- \"$sb_cache.tmp\"; sb_gitfail clone; }\n"
 	"    fi\n"
 	"  fi\n"
 	"  exec 7>&-\n"
@@ -133,8 +146,11 @@ static const char script_body[] =
 	"  elif git -C \"$sb_dir\" rev-parse --verify -q \"refs/remotes/origin/$sb_repo_ref^{commit}\" >/dev/null; then sb_co=(checkout --quiet -f -B \"$sb_repo_ref\" \"refs/remotes/origin/$sb_repo_ref\")\n"
 	"  elif git -C \"$sb_dir\" rev-parse --verify -q \"$sb_repo_ref^{commit}\" >/dev/null; then sb_co=(checkout --quiet -f --detach \"$sb_repo_ref\")\n"
 	"  else sb_err \"unknown ref '$sb_repo_ref' in $sb_repo_url\"; sb_end 1 unknown-ref; fi\n"
-	"  sb_git -C \"$sb_dir\" \"${sb_lfs[@]}\" \"${sb_co[@]}\" -- || sb_end 1 checkout\n"
-	"  if [ \"$sb_repo_submodules\" = 1 ]; then sb_git -C \"$sb_dir\" \"${sb_lfs[@]}\" submodule update --quiet --init --recursive || sb_end 1 submodules; fi\n"
+	"  sb_git -C \"$sb_dir\" \"${sb_lfs[@]}\" \"${sb_co[@]}\" -- || sb_gitfail checkout\n"
+	"  if [ \"$sb_repo_submodules\" = 1 ]; then sb_git -C \"$sb_dir\" \"${sb_lfs[@]}\" submodule update --quiet --init --recursive || sb_gitfail submodules; fi\n"
+	/* LFS stays on in the checkout: a commit of a tracked file stores a
+	 * pointer and `git push` uploads the object (the pre-push hook) */
+	"  if [ \"$sb_repo_lfs\" = 1 ]; then git -C \"$sb_dir\" lfs install --local >/dev/null 2>&1 || { sb_err 'git lfs install --local failed in the checkout'; sb_end 1 checkout; }; fi\n"
 	"  sb_say 'sshbox-repo %s %s %s\\n' \"$sb_nonce\" \"$sb_act\" \"$(( $(sb_ms) - sb_t0 ))\"\n"
 	"fi\n"
 	"cd -- \"$sb_dir\" || sb_end 1 jobdir\n"
