@@ -61,7 +61,8 @@ static const char script_body[] =
 	"trap sb_cleanup EXIT\n"
 	"sb_end() { sb_cleanup; sb_say '\\nsshbox-end %s %s %s\\n' \"$sb_nonce\" \"$1\" \"$2\"; exit 0; }\n"
 	"sb_err() { ( echo \"sshbox: $*\" >&2 ); }\n"
-	"sb_ms() { date +%s%3N; }\n"
+	/* bash >= 5 has the clock built in: no fork on the job's start path */
+	"sb_ms() { if [ -n \"${EPOCHREALTIME-}\" ]; then local t=${EPOCHREALTIME/[.,]/}; REPLY=$((t / 1000)); else REPLY=$(date +%s%3N); fi; }\n"
 	"mkdir -p -- \"$sb_work/jobs\" \"$sb_work/slots\" 2>/dev/null || { sb_err \"cannot create $sb_work/jobs\"; sb_end 1 workdir; }\n"
 	/* fencing: a lower fence never starts over a higher one */
 	"sb_slotf=$sb_work/slots/$sb_slotkey\n"
@@ -89,7 +90,7 @@ static const char script_body[] =
 	"sb_assign=(); for sb_i in ${sb_envnames[@]+\"${!sb_envnames[@]}\"}; do sb_assign+=(\"${sb_envnames[$sb_i]}=${sb_vals[$sb_i]}\"); done\n"
 	"if [ -n \"$sb_token\" ]; then sb_assign+=(\"GH_TOKEN=$sb_token\"); fi\n"
 	"if [ -n \"$sb_repo_url\" ]; then\n"
-	"  sb_t0=$(sb_ms)\n"
+	"  sb_ms; sb_t0=$REPLY\n"
 	"  export GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/false SSH_ASKPASS=/bin/false\n"
 	/* the token answers only for the repository's own origin, from the
 	 * environment: never in a URL, an argv or a config file */
@@ -99,8 +100,8 @@ static const char script_body[] =
 	"  sb_gerr=$sb_aux/git.err\n"
 	"  sb_git() { local rc; ( if [ \"${#sb_assign[@]}\" -gt 0 ]; then export -- \"${sb_assign[@]}\"; fi\n"
 	"    SSHBOX_GIT_TOKEN=$sb_token exec git -c credential.helper= -c \"credential.$sb_repo_origin.helper=$sb_cred\" \\\n"
-	"      -c gc.auto=0 -c advice.detachedHead=false -c http.lowSpeedLimit=1 -c http.lowSpeedTime=60 \"$@\" ) </dev/null >&2 2>\"$sb_gerr\"\n"
-	"    rc=$?; cat -- \"$sb_gerr\" >&2 2>/dev/null; return $rc; }\n"
+	"      -c gc.auto=0 -c maintenance.auto=false -c advice.detachedHead=false -c http.lowSpeedLimit=1 -c http.lowSpeedTime=60 \"$@\" ) </dev/null >&2 2>\"$sb_gerr\"\n"
+	"    rc=$?; if [ -s \"$sb_gerr\" ]; then cat -- \"$sb_gerr\" >&2 2>/dev/null; fi; return $rc; }\n"
 	/* one sentence for the usual causes (messages of git 2.x and libcurl) */
 	"  sb_gitfail() { local e; e=$(cat -- \"$sb_gerr\" 2>/dev/null)\n"
 	"    case $e in\n"
@@ -130,8 +131,17 @@ static const char script_body[] =
 	"    fi\n"
 	"    if [ ! -d \"$sb_cache\" ]; then\n"
 	"      sb_act=clone; rm -rf -- \"$sb_cache.tmp\"\n"
-	"      sb_git clone --quiet --mirror -- \"$sb_repo_url\" \"$sb_cache.tmp\" && git -C \"$sb_cache.tmp\" config gc.auto 0 &&\n"
+	/* branches and tags only: a mirror of a GitHub repository would also
+	 * fetch the head of every pull request (refs/pull/) */
+	"      sb_git clone --quiet --bare -- \"$sb_repo_url\" \"$sb_cache.tmp\" && git -C \"$sb_cache.tmp\" config gc.auto 0 &&\n"
+	"        git -C \"$sb_cache.tmp\" config remote.origin.fetch '+refs/heads/*:refs/heads/*' &&\n"
+	"        git -C \"$sb_cache.tmp\" config --add remote.origin.fetch '+refs/tags/*:refs/tags/*' &&\n"
 	"        mv -- \"$sb_cache.tmp\" \"$sb_cache\" || { rm -rf -- \"$sb_cache.tmp\"; sb_gitfail clone; }\n"
+	"    fi\n"
+	/* a commit no branch or tag holds (a pull request's head): asked for
+	 * by id (GitHub allows any reachable one); kept, since gc is off */
+	"    if [ \"$sb_repo_sha\" = 1 ] && ! git -C \"$sb_cache\" cat-file -e \"$sb_repo_ref^{commit}\" 2>/dev/null; then\n"
+	"      sb_git -C \"$sb_cache\" fetch --quiet origin \"$sb_repo_ref\" 2>/dev/null || :\n"
 	"    fi\n"
 	"  fi\n"
 	"  exec 7>&-\n"
@@ -151,7 +161,7 @@ static const char script_body[] =
 	/* LFS stays on in the checkout: a commit of a tracked file stores a
 	 * pointer and `git push` uploads the object (the pre-push hook) */
 	"  if [ \"$sb_repo_lfs\" = 1 ]; then git -C \"$sb_dir\" lfs install --local >/dev/null 2>&1 || { sb_err 'git lfs install --local failed in the checkout'; sb_end 1 checkout; }; fi\n"
-	"  sb_say 'sshbox-repo %s %s %s\\n' \"$sb_nonce\" \"$sb_act\" \"$(( $(sb_ms) - sb_t0 ))\"\n"
+	"  sb_ms; sb_say 'sshbox-repo %s %s %s\\n' \"$sb_nonce\" \"$sb_act\" \"$((REPLY - sb_t0))\"\n"
 	"fi\n"
 	"cd -- \"$sb_dir\" || sb_end 1 jobdir\n"
 	"if ! sb_cl=$(command -v -- \"$sb_claude\" 2>/dev/null); then sb_err \"Claude Code executable '$sb_claude' not found on the sandbox\"; sb_end 127 claude-missing; fi\n"

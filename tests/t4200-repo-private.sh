@@ -118,6 +118,26 @@ test_expect_success 'the second job only fetches what is new' '
 	test -z "$(ls -A "$TB_A_WORKDIR/jobs")"
 '
 
+test_expect_success 'the cache keeps branches and tags only; a commit only a pull request holds is fetched by id' '
+	tree=$(git -C "$GS_ROOT/app.git" rev-parse "main^{tree}") &&
+	pr=$(_gs_ident git -C "$GS_ROOT/app.git" commit-tree "$tree" -p main -m "a pull request") &&
+	git -C "$GS_ROOT/app.git" update-ref refs/pull/1/head "$pr" &&
+	gspec pr1 main >pr1.json &&
+	"$SSHBOX" run <pr1.json >epr1.ndjson 2>errpr1 &&
+	test "$(sb_result_field epr1.ndjson status)" = succeeded &&
+	test -z "$(cgit for-each-ref refs/pull)" &&
+	cgit rev-parse --verify -q "refs/tags/v1.0^{tag}" &&
+	cgit rev-parse --verify -q refs/heads/feature &&
+	! cgit cat-file -e "$pr^{commit}" &&
+	gspec pr2 "$pr" >pr2.json &&
+	"$SSHBOX" run <pr2.json >epr2.ndjson 2>errpr2 &&
+	test "$(sb_result_field epr2.ndjson status)" = succeeded &&
+	grep -q "\"type\":\"sshbox.repo\".*\"action\":\"fetch\"" epr2.ndjson &&
+	grep "\"type\":\"user\"" epr2.ndjson | grep -q "BRANCH=HEAD" &&
+	git -C "$GS_ROOT/app.git" rev-parse --verify -q claude/pr2 >pushed &&
+	test "$(git -C "$GS_ROOT/app.git" rev-parse claude/pr2~1)" = "$pr"
+'
+
 test_expect_success 'two concurrent jobs on one sandbox: separate checkouts, both push' '
 	gspec c1 >c1.json &&
 	gspec c2 >c2.json &&
