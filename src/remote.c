@@ -118,10 +118,17 @@ static const char script_body[] =
 	/* fast path: an exact commit already in the cache needs no lock, no network */
 	"  if [ \"$sb_repo_sha\" = 1 ] && git -C \"$sb_cache\" cat-file -e \"$sb_repo_ref^{commit}\" 2>/dev/null; then :\n"
 	"  else\n"
+	"    sb_ms; sb_asked=$REPLY\n"
 	"    flock -w 600 7 || { sb_err \"the repository cache $sb_cache stayed locked for 600 s\"; sb_end 1 cache-locked; }\n"
-	"    if [ -d \"$sb_cache\" ]; then\n"
-	"      sb_act=fetch\n"
-	"      if ! sb_git -C \"$sb_cache\" fetch --quiet --prune origin; then\n"
+	/* a fetch that another job began after this one asked for the lock is
+	 * as fresh as ours would be: jobs that queued on the lock share it */
+	"    sb_prev=0; [ -r \"$sb_cache.fetched\" ] && read -r sb_prev < \"$sb_cache.fetched\"\n"
+	"    case $sb_prev in (*[!0-9]*|\"\") sb_prev=0;; esac; sb_ms\n"
+	"    if [ -d \"$sb_cache\" ] && [ \"$sb_prev\" -gt \"$sb_asked\" ] && [ \"$sb_prev\" -le \"$REPLY\" ]; then :\n"
+	"    elif [ -d \"$sb_cache\" ]; then\n"
+	"      sb_act=fetch; sb_fstart=$REPLY\n"
+	"      if sb_git -C \"$sb_cache\" fetch --quiet --prune origin; then printf '%s\\n' \"$sb_fstart\" > \"$sb_cache.fetched\"\n"
+	"      else\n"
 	/* the remote answers but our fetch failed: the cache is broken */
 	"        mv -f -- \"$sb_gerr\" \"$sb_gerr.fetch\"\n"
 	"        if sb_git ls-remote --quiet -- \"$sb_repo_url\" HEAD >/dev/null 2>&1 && ! git -C \"$sb_cache\" fsck --connectivity-only >/dev/null 2>&1; then\n"
@@ -130,13 +137,14 @@ static const char script_body[] =
 	"      fi\n"
 	"    fi\n"
 	"    if [ ! -d \"$sb_cache\" ]; then\n"
-	"      sb_act=clone; rm -rf -- \"$sb_cache.tmp\"\n"
+	"      sb_act=clone; rm -rf -- \"$sb_cache.tmp\"; sb_ms; sb_fstart=$REPLY\n"
 	/* branches and tags only: a mirror of a GitHub repository would also
 	 * fetch the head of every pull request (refs/pull/) */
 	"      sb_git clone --quiet --bare -- \"$sb_repo_url\" \"$sb_cache.tmp\" && git -C \"$sb_cache.tmp\" config gc.auto 0 &&\n"
 	"        git -C \"$sb_cache.tmp\" config remote.origin.fetch '+refs/heads/*:refs/heads/*' &&\n"
 	"        git -C \"$sb_cache.tmp\" config --add remote.origin.fetch '+refs/tags/*:refs/tags/*' &&\n"
 	"        mv -- \"$sb_cache.tmp\" \"$sb_cache\" || { rm -rf -- \"$sb_cache.tmp\"; sb_gitfail clone; }\n"
+	"      printf '%s\\n' \"$sb_fstart\" > \"$sb_cache.fetched\"\n"
 	"    fi\n"
 	/* a commit no branch or tag holds (a pull request's head): asked for
 	 * by id (GitHub allows any reachable one); kept, since gc is off */

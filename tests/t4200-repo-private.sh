@@ -155,6 +155,31 @@ test_expect_success 'two concurrent jobs on one sandbox: separate checkouts, bot
 	test -z "$(ls -A "$TB_A_WORKDIR/jobs")"
 '
 
+# Both jobs queue on the cache's lock (held here) after a commit landed:
+# the first to get it fetches, the other finds that fetch began after it
+# asked and uses it (reuse) — both check out the new commit.
+test_expect_success 'jobs queued on the cache lock share one fetch' '
+	tree=$(git -C "$GS_ROOT/app.git" rev-parse "main^{tree}") &&
+	new=$(_gs_ident git -C "$GS_ROOT/app.git" commit-tree "$tree" -p main -m "lands while jobs wait") &&
+	git -C "$GS_ROOT/app.git" update-ref refs/heads/main "$new" &&
+	rm -f release &&
+	{ ( flock 9 && : >held && for i in $(seq 600); do test -e release && break; sleep 0.05; done ) 9>"$(cat cache.path).lock" & } &&
+	holder=$! &&
+	test_wait_for "test -e held" 10 &&
+	gspec q1 >q1.json &&
+	gspec q2 >q2.json &&
+	{ "$SSHBOX" run <q1.json >eq1.ndjson 2>errq1 & } && j1=$! &&
+	{ "$SSHBOX" run <q2.json >eq2.ndjson 2>errq2 & } && j2=$! &&
+	test_wait_for "test \"\$(pgrep -u \"$TB_A_USER\" -fc \"^flock -w 600 7\")\" = 2" 30 &&
+	: >release && wait $holder &&
+	wait $j1 && wait $j2 &&
+	grep -h "\"type\":\"sshbox.repo\"" eq1.ndjson eq2.ndjson | grep -o "\"action\":\"[a-z]*\"" | sort >actions &&
+	printf "%s\n" "\"action\":\"fetch\"" "\"action\":\"reuse\"" >expect &&
+	test_cmp expect actions &&
+	test "$(git -C "$GS_ROOT/app.git" rev-parse claude/q1~1)" = "$new" &&
+	test "$(git -C "$GS_ROOT/app.git" rev-parse claude/q2~1)" = "$new"
+'
+
 test_expect_success 'a wrong token fails in seconds with one sentence (warm and cold cache)' '
 	gspec w1 main "$WRONG" >w1.json &&
 	s=$(now_ms) &&
