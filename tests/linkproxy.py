@@ -2,10 +2,12 @@
 """A TCP relay on loopback that behaves like a WAN link: latency and a rate cap.
 
 Usage:
-  linkproxy.py --listen 127.0.0.1:0 --target 127.0.0.1:PORT
-               [--rtt-ms 20] [--rate-mbit 100] --port-file FILE
-               [--log FILE] [--watch-pid PID] [--connect-rtt]
-               [--max-queue BYTES]
+  linkproxy.py --listen 127.0.0.1:0 --target 127.0.0.1:PORT --port-file FILE
+               [--rtt-ms MS] [--rate-mbit MBIT] [--log FILE] [--watch-pid PID]
+               [--connect-rtt] [--rate-per-connection] [--max-queue BYTES]
+
+  e.g. --rtt-ms 20 --rate-mbit 100.  Defaults: --rtt-ms 0 (no delay),
+  --rate-mbit 0 (no cap), --max-queue 4194304.
 
 Python 3 standard library only (run it with /usr/bin/python3).  One thread,
 asyncio.  The kernel here has no sch_netem (`tc qdisc ... netem` fails), so
@@ -21,22 +23,27 @@ What it does
   are relayed both ways unchanged, in order (it is a plain byte relay: TLS
   passes through untouched).
 
-The model (each direction on its own, like a full-duplex link)
-  A chunk of n bytes read from one side at time t occupies the direction's
-  link for n*8/rate seconds, serialised after the chunk before it, then
-  propagates for rtt/2:
+The model: a full-duplex link, each direction on its own
+  A chunk of n bytes read from one side at time t occupies that direction
+  of the link for n*8/rate seconds, serialised after the chunk before it,
+  then propagates for rtt/2:
       start     = max(t, link_free)
       link_free = start + n*8/rate
       deliver   = link_free + rtt/2
-  and is written to the other side at `deliver`.  So a request/response
-  costs one extra RTT and a bulk transfer runs at --rate-mbit.  No loss,
-  no jitter, no reordering.  --rate-mbit 0 means no rate cap; --rtt-ms 0
-  means no delay.
+  and is written to the other side at `deliver`.  So each request/response
+  exchange costs one RTT more than on loopback, and a bulk transfer runs at
+  --rate-mbit.  No loss, no jitter, no reordering.
 
-  EOF is forwarded after the bytes before it: shutdown(SHUT_WR) on the other
-  side once they are delivered.  Both sockets are closed when both
-  directions have seen EOF; an error or reset on either side aborts both
-  (the peer sees a reset; queued bytes are dropped).
+  The link is shared: all connections through the proxy queue (FIFO, in the
+  order their bytes were read) for the same up link and the same down link,
+  as they would on one access line; parallel transfers split the rate.
+  --rate-per-connection gives every connection a link of its own instead.
+
+  EOF travels like a byte: the other side gets shutdown(SHUT_WR) rtt/2
+  after the bytes before it.  Both sockets are closed once both directions
+  have delivered their EOF.  An error or reset on either side aborts both
+  at once (with a TCP reset, so that a peer never mistakes a cut-off stream
+  for a complete one; queued bytes are dropped).
 
   Memory is bounded: a side stops being read while more than --max-queue
   (default 4 MiB) is queued for its direction, and while the receiving
@@ -54,16 +61,20 @@ Limits of the model (read the figures with these in mind)
     --connect-rtt charges one RTT before the first client->server byte,
     which gives the right time to first response byte for a fresh
     connection, but time_connect itself still reads ~0.
-  * The queue in front of the link may hold up to --max-queue bytes, i.e. it
-    is a deep ("bufferbloated") router buffer: behind a bulk transfer, new
-    bytes in the same direction wait up to max_queue*8/rate (about 335 ms
-    at 100 Mbit/s with 4 MiB).  The other direction is not affected.
+  * Resets and connection failures reach the other side at once, not
+    rtt/2 later.
+  * The queue in front of the link may hold up to --max-queue bytes per
+    connection and direction, i.e. it is a deep ("bufferbloated") router
+    buffer: behind a bulk transfer, new bytes in the same direction wait up
+    to max_queue*8/rate (about 335 ms at 100 Mbit/s with 4 MiB).  The other
+    direction is not affected.  It also caps one connection's throughput
+    at max_queue/(rtt/2) (3.3 Gbit/s at 20 ms), far above the rates meant.
   * Chunks are store-and-forward at read granularity (up to 256 KiB, i.e.
     up to 21 ms at 100 Mbit/s): a chunk's first byte arrives together with
     its last one.  Throughput is exact; timing within a chunk is not.
-  * Timers are asyncio's (millisecond-ish precision); the proxy itself
-    relays well above 1 Gbit/s on loopback, so it is not the bottleneck
-    for the rates this is meant for.
+  * Timers are asyncio's (millisecond precision: expect ~1 ms more than
+    the configured RTT per round trip).  The proxy itself relays several
+    Gbit/s on loopback, so it is not the bottleneck at the rates meant.
 
 Log (--log)
   One line per connection at close:
@@ -84,6 +95,8 @@ import collections
 import ipaddress
 import os
 import signal
+import socket
+import struct
 import sys
 import time
 
@@ -129,11 +142,21 @@ def proc_starttime(pid):
     return rest[19] if len(rest) > 19 else "?"
 
 
+class Link:
+    """One direction of the modelled link: busy until `free` (loop time)."""
+
+    __slots__ = ("free",)
+
+    def __init__(self):
+        self.free = 0.0
+
+
 class Direction:
     """One way of one connection: a FIFO of (deliver_time, bytes)."""
 
-    def __init__(self, proxy, session, name):
+    def __init__(self, proxy, session, name, link):
         self.proxy = proxy
+        self.link = link            # shared by all connections, or our own
         self.loop = proxy.loop
         self.session = session
         self.name = name
@@ -142,7 +165,7 @@ class Direction:
         self.queue = collections.deque()
         self.queued = 0
         self.total = 0
-        self.link_free = 0.0
+        self.not_before = 0.0       # --connect-rtt: no byte before this
         self.timer = None
         self.eof = False            # the source sent EOF
         self.done = False           # EOF delivered to the destination
@@ -150,22 +173,25 @@ class Direction:
         self.dst_blocked = False    # the destination's write buffer is full
 
     def feed(self, data):
+        """Queue bytes read from the source (None: its EOF) for delivery."""
         now = self.loop.time()
-        n = len(data)
+        n = 0 if data is None else len(data)
         self.total += n
         p = self.proxy
-        if p.byte_time:
-            start = max(now, self.link_free)
-            self.link_free = start + n * p.byte_time
-            when = self.link_free + p.half_rtt
+        start = max(now, self.not_before, self.link.free)
+        if n and p.byte_time:
+            self.link.free = start + n * p.byte_time
+            when = self.link.free + p.half_rtt
         else:
-            when = max(now, self.link_free) + p.half_rtt
+            when = start + p.half_rtt
         self.queue.append((when, data))
         self.queued += n
         if self.queued > p.max_queue and not self.src_paused:
             self.src_paused = True
             self.src.pause_reading()
-        if self.timer is None and len(self.queue) == 1:
+        if self.dst is None:
+            return          # the target is not connected yet: keep it queued
+        if self.timer is None and len(self.queue) == 1 and not self.dst_blocked:
             if when <= now:
                 self.flush()
             else:
@@ -173,11 +199,12 @@ class Direction:
 
     def on_eof(self):
         self.eof = True
-        self.flush()
+        self.feed(None)     # the FIN travels like a byte: after the data, rtt/2
 
     def flush(self):
+        """Write every chunk that is due, then re-arm the timer."""
         self.timer = None
-        if self.session.closing:
+        if self.session.closing or self.dst is None:
             return
         dst = self.dst
         now = self.loop.time() + 0.0002
@@ -187,6 +214,15 @@ class Direction:
             if when > now:
                 break
             q.popleft()
+            if data is None:
+                self.done = True
+                try:
+                    if dst.can_write_eof():
+                        dst.write_eof()     # after the buffered bytes
+                except OSError:
+                    pass
+                self.session.direction_done()
+                return
             self.queued -= len(data)
             dst.write(data)     # may call pause_writing -> dst_blocked
         if self.session.closing:
@@ -194,18 +230,9 @@ class Direction:
         if self.src_paused and self.queued <= self.proxy.max_queue:
             self.src_paused = False
             self.src.resume_reading()
-        if q:
-            if not self.dst_blocked:
-                self.timer = self.loop.call_at(q[0][0], self.flush)
-            # else: resume_writing() calls flush again
-        elif self.eof and not self.done:
-            self.done = True
-            try:
-                if dst.can_write_eof():
-                    dst.write_eof()     # after the buffered bytes
-            except OSError:
-                pass
-            self.session.direction_done()
+        if q and not self.dst_blocked:
+            self.timer = self.loop.call_at(q[0][0], self.flush)
+        # when blocked, resume_writing() calls flush again
 
     def blocked(self, flag):
         self.dst_blocked = flag
@@ -233,6 +260,8 @@ class Side(asyncio.Protocol):
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         if self.role == "client":
             self.session.client_made(transport)
+        else:
+            self.session.server_made(transport)
 
     def data_received(self, data):
         self.out.feed(data)
@@ -264,8 +293,12 @@ class Session:
         self.end = None
         self.logged = False
         self.connect_task = None
-        self.up = Direction(proxy, self, "up")        # client -> server
-        self.down = Direction(proxy, self, "down")    # server -> client
+        if proxy.per_connection:
+            up_link, down_link = Link(), Link()
+        else:
+            up_link, down_link = proxy.up_link, proxy.down_link
+        self.up = Direction(proxy, self, "up", up_link)        # client -> server
+        self.down = Direction(proxy, self, "down", down_link)  # server -> client
         self.client_side = Side(self, "client")
         self.client_side.out, self.client_side.inn = self.up, self.down
         self.server_side = Side(self, "server")
@@ -276,10 +309,11 @@ class Session:
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = "%s:%d" % peer[:2]
-        transport.pause_reading()       # until the target is connected
+        # Bytes read before the target is connected wait in self.up.
+        self.up.src = self.down.dst = transport
         self.proxy.sessions.add(self)
         if self.proxy.connect_rtt:
-            self.up.link_free = self.proxy.loop.time() + 2 * self.proxy.half_rtt
+            self.up.not_before = self.proxy.loop.time() + 2 * self.proxy.half_rtt
         self.connect_task = self.proxy.loop.create_task(self.connect())
 
     async def connect(self):
@@ -295,11 +329,14 @@ class Session:
             return
         if self.closing:
             transport.abort()
-            return
+
+    def server_made(self, transport):
+        # Wire the directions here, not after `await create_connection`:
+        # the server's first bytes may be read before that task resumes.
         self.server = transport
-        self.up.src, self.up.dst = self.client, self.server
-        self.down.src, self.down.dst = self.server, self.client
-        self.client.resume_reading()
+        self.up.dst = self.down.src = transport
+        if self.up.queue:
+            self.up.flush()
 
     def direction_done(self):
         if self.up.done and self.down.done and not self.closing:
@@ -318,14 +355,24 @@ class Session:
             self.connect_task.cancel()
         for t in (self.client, self.server):
             if t is not None and not t.is_closing():
+                sock = t.get_extra_info("socket")
+                try:    # a reset, not a clean FIN: the peer must not take
+                        # a cut-off stream for a complete one
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+                except (OSError, AttributeError):
+                    pass
                 t.abort()
-        if self.server is None:
-            self.lost.add("server")
+        # Both sockets are gone for our purposes (connection_lost comes later,
+        # perhaps after the log is closed at shutdown): log now.
+        self.lost.update(("client", "server"))
         self.maybe_log()
 
     def side_lost(self, role, exc):
         self.lost.add(role)
         if exc is not None:
+            if self.end == "eof":
+                self.end = None     # an error while flushing the last bytes
             self.abort("reset(%s, %s)" % (role, getattr(exc, "strerror", None) or exc))
         elif not self.closing:
             self.abort("closed(%s)" % role)
@@ -349,6 +396,9 @@ class Proxy:
         self.byte_time = 8.0 / (args.rate_mbit * 1e6) if args.rate_mbit > 0 else 0.0
         self.max_queue = args.max_queue
         self.connect_rtt = args.connect_rtt
+        self.per_connection = args.rate_per_connection
+        self.up_link = Link()       # client -> server, all connections
+        self.down_link = Link()     # server -> client, all connections
         self.sessions = set()
         self.count = 0
         self.loop = None
@@ -424,6 +474,9 @@ def parse_args(argv):
     ap.add_argument("--connect-rtt", action="store_true",
                     help="charge one RTT before the first client->server byte "
                          "(the TCP handshake loopback completes instantly)")
+    ap.add_argument("--rate-per-connection", action="store_true",
+                    help="give every connection a link of its own instead of "
+                         "sharing one link (per direction) among all of them")
     ap.add_argument("--max-queue", type=int, default=4 * 1024 * 1024,
                     help="bytes queued per direction before reading pauses")
     args = ap.parse_args(argv)
