@@ -10,6 +10,8 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "fernet.h"
+#include "keys.h"
 #include "strvec.h"
 
 #define SSH_AGENT "/usr/bin/ssh-agent"
@@ -200,5 +202,39 @@ int agent_has_key(const char *sock, const char *pub, int *has_key, struct sb_err
 out:
 	strvec_clear(&env);
 	buf_release(&out);
+	return r;
+}
+
+int agent_load_token(const char *sock, const struct config *cfg, const char *account, const char *key_token,
+		     int lifetime_s, struct sb_error *e)
+{
+	struct fernet_keyring kr = FERNET_KEYRING_INIT;
+	struct buf plain, raw;
+	int r;
+
+	buf_init_secret(&plain, FERNET_MAX_PLAINTEXT + 1);
+	buf_init_secret(&raw, FERNET_MAX_PLAINTEXT);
+	if ((r = config_fernet_keyring(cfg, &kr, e)) != 0) {
+		r = SB_ERR_UNAVAILABLE;
+		goto out;
+	}
+	if (fernet_decrypt(&kr, key_token, strlen(key_token), -1, &raw, e) != 0) {
+		r = sb_error_set(e, SB_ERR_UNAVAILABLE,
+				 "cannot decrypt the SSH key of account '%s': invalid Fernet token under the configured keys",
+				 account);
+		goto out;
+	}
+	if ((r = keys_normalize(buf_cstr(&raw), raw.len, &plain)) != 0) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "cannot load the SSH key of account '%s': %s", account, sb_err_str(r));
+		goto out;
+	}
+	if ((r = agent_add_key(sock, plain.data, plain.len, lifetime_s, e)) != 0) {
+		sb_error_prefix(e, "cannot load the SSH key of account '%s'", account);
+		r = e->code = SB_ERR_UNAVAILABLE;
+	}
+out:
+	buf_release(&plain);
+	buf_release(&raw);
+	fernet_keyring_clear(&kr);
 	return r;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "child.h"
+#include "config.h"
 #include "err.h"
 
 struct agent {
@@ -27,6 +28,11 @@ int agent_add_key(const char *sock, const char *key, size_t key_len, int lifetim
 /* Does the agent at sock answer and hold the key whose public line (type
  * and base64, comment ignored) is pub?  *has_key = 0/1.  An agent that does
  * not answer is an error. */
+/* Decrypt an account's stored key (its Fernet token) with the configured
+ * keys and load it; the plaintext lives only in wiped buffers.  Errors are
+ * SB_ERR_UNAVAILABLE sentences naming the account. */
+int agent_load_token(const char *sock, const struct config *cfg, const char *account, const char *key_token,
+		     int lifetime_s, struct sb_error *e);
 int agent_has_key(const char *sock, const char *pub, int *has_key, struct sb_error *e);
 
 #endif

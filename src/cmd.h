@@ -18,6 +18,7 @@ int cmd_sandbox(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_supervise(struct cmd_ctx *ctx, int argc, char **argv);
 
 /* "sshbox: error: <msg>" on stderr (one line). */
 void cmd_print_error(const struct sb_error *e);

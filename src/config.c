@@ -42,6 +42,9 @@ static const struct option_def options[] = {
 	I(default_wait_s, 120, 0, 86400),
 	I(default_timeout_s, 3600, 1, 7 * 86400),
 	I(default_idle_timeout_s, 600, 1, 7 * 86400),
+	I(health_interval_s, 15, 1, 3600),
+	I(sweep_interval_s, 300, 1, 86400),
+	I(sweep_min_age_s, 900, 60, 30 * 86400),
 };
 #undef S
 #undef I

@@ -23,6 +23,9 @@ struct config {
 	int default_wait_s;
 	int default_timeout_s;
 	int default_idle_timeout_s;
+	int health_interval_s;    /* supervisor: probe period per sandbox */
+	int sweep_interval_s;     /* supervisor: leftovers sweep period */
+	int sweep_min_age_s;      /* a job dir with no reservation and older is removed */
 };
 #define CONFIG_INIT { 0 }
 

@@ -338,46 +338,22 @@ out:
  * connection, which needs the key. */
 static int setup_agent(struct job *j, struct sb_error *e)
 {
-	struct fernet_keyring kr = FERNET_KEYRING_INIT;
-	struct buf plain, raw, sup = BUF_INIT;
+	struct buf sup = BUF_INIT;
 	int r, has_key = 0;
 
-	buf_init_secret(&plain, FERNET_MAX_PLAINTEXT + 1);
-	buf_init_secret(&raw, FERNET_MAX_PLAINTEXT);
 	if ((r = paths_agent_sock(j->cfg->state_dir, j->sbx.account, &sup, e)) != 0)
 		goto out;
 	if (access(sup.data, F_OK) == 0 && agent_has_key(sup.data, j->acct.public_key, &has_key, NULL) == 0 &&
 	    has_key)
 		goto out;   /* the config's IdentityAgent is the supervisor's */
 	if ((r = paths_private_agent_sock(j->cfg->state_dir, (long)getpid(), &j->agent_sock, e)) != 0 ||
-	    (r = agent_start(&j->agent, j->agent_sock.data, e)) != 0)
+	    (r = agent_start(&j->agent, j->agent_sock.data, e)) != 0 ||
+	    (r = agent_load_token(j->agent_sock.data, j->cfg, j->spec->account, j->acct.key_token,
+				  j->spec->timeout_s + 300, e)) != 0)
 		goto out;
-	if ((r = config_fernet_keyring(j->cfg, &kr, e)) != 0) {
-		r = SB_ERR_UNAVAILABLE;
-		goto out;
-	}
-	if (fernet_decrypt(&kr, j->acct.key_token, strlen(j->acct.key_token), -1, &raw, e) != 0) {
-		r = sb_error_set(e, SB_ERR_UNAVAILABLE,
-				 "cannot decrypt the SSH key of account '%s': invalid Fernet token under the configured keys",
-				 j->spec->account);
-		goto out;
-	}
-	if ((r = keys_normalize(buf_cstr(&raw), raw.len, &plain)) != 0) {
-		r = sb_error_set(e, SB_ERR_NOMEM, "cannot load the SSH key of account '%s': %s", j->spec->account,
-				 sb_err_str(r));
-		goto out;
-	}
-	if ((r = agent_add_key(j->agent_sock.data, plain.data, plain.len, j->spec->timeout_s + 300, e)) != 0) {
-		sb_error_prefix(e, "cannot load the SSH key of account '%s'", j->spec->account);
-		r = e->code = SB_ERR_UNAVAILABLE;
-		goto out;
-	}
 	j->target.agent_sock = j->agent_sock.data;
 out:
-	buf_release(&plain);
-	buf_release(&raw);
 	buf_release(&sup);
-	fernet_keyring_clear(&kr);
 	return r;
 }
 

@@ -3,9 +3,16 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static enum log_level threshold = LOG_WARN;
+static int with_time;
+
+void log_set_timestamps(int on)
+{
+	with_time = on;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -32,7 +39,18 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	if (level > threshold)
 		return;
-	n = snprintf(line, sizeof(line), "sshbox: %s: ", tags[level]);
+	if (with_time) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = (int)strftime(line, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+		n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ sshbox: %s: ", ts.tv_nsec / 1000000,
+			      tags[level]);
+	} else {
+		n = snprintf(line, sizeof(line), "sshbox: %s: ", tags[level]);
+	}
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

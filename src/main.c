@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{ "ssh-config", "ssh-config", cmd_ssh_config, 1 },
 	{ "run", "run  (job spec as JSON on stdin)", cmd_run, 1 },
 	{ "status", "status [--json]", cmd_status, 1 },
+	{ "supervise", "supervise  (the daemon, in the foreground)", cmd_supervise, 1 },
 };
 
 static void usage(FILE *f)

@@ -25,6 +25,10 @@ int ssh_argv_start(struct strvec *argv, const struct ssh_target *t)
 	if (!r) r = strvec_push(argv, p.data);
 	if (!r && t->agent_sock)
 		r = strvec_pushf(argv, "-oIdentityAgent=%s", t->agent_sock);
+	/* the caller's ControlPath wins over the config's: after a key rotation
+	 * the config names the new master, and the old one is still ours */
+	if (!r && t->control_path)
+		r = strvec_pushf(argv, "-oControlPath=%s", t->control_path);
 	buf_release(&p);
 	return r;
 }
@@ -114,6 +118,11 @@ int ssh_classify_failure(const struct ssh_target *t, const char *log_path, int e
 
 int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e)
 {
+	return ssh_master_open(t, t->cfg->control_persist_s, e);
+}
+
+int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *e)
+{
 	struct strvec argv = STRVEC_INIT;
 	struct buf lockp = BUF_INIT, logp = BUF_INIT;
 	const char *digest = strrchr(t->control_path, '/') + 1;
@@ -145,7 +154,8 @@ int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e)
 		close(logfd);
 	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-f") || strvec_push(&argv, "-N") ||
 	    strvec_push(&argv, "-oControlMaster=yes") ||
-	    strvec_pushf(&argv, "-oControlPersist=%d", t->cfg->control_persist_s) ||
+	    (persist_s < 0 ? strvec_push(&argv, "-oControlPersist=yes")
+			   : strvec_pushf(&argv, "-oControlPersist=%d", persist_s)) ||
 	    strvec_push(&argv, "-E") || strvec_push(&argv, logp.data) || ssh_argv_finish(&argv, t, NULL)) {
 		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 		goto out;
@@ -161,5 +171,50 @@ out:
 	strvec_clear(&argv);
 	buf_release(&lockp);
 	buf_release(&logp);
+	return r;
+}
+
+int ssh_master_stop(const struct ssh_target *t, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
+	int r, code = -1;
+
+	if (access(t->control_path, F_OK) != 0)
+		return 0;
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ostop") || ssh_argv_finish(&argv, t, NULL)) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	r = child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, NULL, &code, e);
+	strvec_clear(&argv);
+	if (r == SB_ERR_TIMEOUT) {
+		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
+		(void)unlink(t->control_path);
+		return 0;
+	}
+	return r;
+}
+
+int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t in_len, struct buf *out,
+	     int64_t timeout_ms, int *exit_code, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct child_run_opts o = { NULL, "/", 1, 0, timeout_ms };
+	int r;
+
+	*exit_code = -1;
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-T") || ssh_argv_finish(&argv, t, cmd)) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	r = child_run((const char *const *)strvec_argv(&argv), &o, in, in_len, out, NULL, exit_code, e);
+	strvec_clear(&argv);
+	if (r == SB_ERR_TIMEOUT)
+		return sb_error_set(e, SB_ERR_TRANSPORT, "sandbox '%s' did not answer within %lld ms", t->host,
+				    (long long)timeout_ms);
+	if (!r && *exit_code == 255)
+		return sb_error_set(e, SB_ERR_TRANSPORT, "cannot reach sandbox '%s' (ssh exited with status 255)",
+				    t->host);
 	return r;
 }

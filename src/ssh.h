@@ -9,6 +9,10 @@
 #ifndef SSHBOX_SSH_H
 #define SSHBOX_SSH_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
 #include "config.h"
 #include "err.h"
 #include "strvec.h"
@@ -33,6 +37,18 @@ int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e)
  * not).  Failures are classified: SB_ERR_HOSTKEY for a host key mismatch,
  * SB_ERR_TRANSPORT otherwise, each with ssh's own reason in the sentence. */
 int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e);
+/* The same with its own ControlPersist: seconds, or < 0 for "yes" (the
+ * supervisor's masters live until it stops them). */
+int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *e);
+/* `ssh -O stop`: the master takes no new sessions and exits when its last
+ * one ends (never `-O exit`, which would cut running jobs). */
+int ssh_master_stop(const struct ssh_target *t, struct sb_error *e);
+/* One session running cmd (no secrets in it: it is argv on both hosts),
+ * in on its stdin, its stdout into out (may be NULL), under timeout_ms.
+ * SB_ERR_TRANSPORT when ssh itself failed (255) or the deadline passed;
+ * else *exit_code is the remote command's status. */
+int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t in_len, struct buf *out,
+	     int64_t timeout_ms, int *exit_code, struct sb_error *e);
 /* Turn the last lines of an ssh -E log into an error (code + sentence). */
 int ssh_classify_failure(const struct ssh_target *t, const char *log_path, int exit_code, struct sb_error *e);
 

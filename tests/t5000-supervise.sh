@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+test_description='sshbox supervise: agents, masters, health, registry changes, key rotation under load, sweeping, stop and restart'
+. "$(dirname "$0")/lib.sh"
+. "$REPO_ROOT/tests/testbed.sh"
+. "$REPO_ROOT/tests/sshbox-env.sh"
+
+# Claude Code is the no-op stub: these tests are about the pool, not the CLI.
+NOOP=$REPO_ROOT/tests/data/stub-claude-noop
+HOST_A=127.0.0.2
+HOST_B=127.0.0.3
+ALIAS_A=sbx-acme-$HOST_A
+ALIAS_B=sbx-acme-$HOST_B
+SV_PID=
+
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+
+sv_register() {	# NAME
+	"$SSHBOX" sandbox add --account "$SB_ACCOUNT" --host "$(tb_sbx_var "$1" HOST)" \
+		--port "$(tb_sbx_var "$1" PORT)" --user "$(tb_sbx_var "$1" USER)" \
+		--workdir "$(tb_sbx_var "$1" WORKDIR)" --slots 2 --claude "$NOOP" \
+		--host-key "$(tb_sbx_var "$1" HOSTKEY)" >/dev/null
+}
+
+sv_start() {
+	{ "$SSHBOX" supervise 2>>sv.log & } &&
+	SV_PID=$! &&
+	test_atexit "kill $SV_PID 2>/dev/null; wait $SV_PID 2>/dev/null; true"
+}
+
+# sv_stop: SIGTERM, at most 5 s; the exit status lands in sv.rc.
+sv_stop() {
+	local i
+	kill -TERM "$SV_PID" || return 1
+	for i in $(seq 50); do
+		kill -0 "$SV_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$SV_PID" 2>/dev/null; then
+		echo "the supervisor did not stop within 5 s" >&2
+		return 1
+	fi
+	wait "$SV_PID"
+	echo $? >sv.rc
+}
+
+master_up() { ssh -F "$SSHBOX_STATE_DIR/ssh_config" -O check "$1" 2>/dev/null; }
+
+# Our live processes: ssh and ssh-agent whose argv names the state dir.
+ours() { ps -eo stat=,args= | grep -v "^Z" | grep -F "$SSHBOX_STATE_DIR" | grep -v grep; }
+
+spec() {	# JOB_ID
+	printf '{"account":"%s","job_id":"%s","prompt":"noop","timeout_s":60,"wait_s":60}\n' "$SB_ACCOUNT" "$1"
+}
+
+test_expect_success 'set up: Redis, two sandboxes, an account key, one sandbox registered' '
+	tb_start_all_default &&
+	sb_env_init &&
+	sb_account_key &&
+	tb_authorize_key a "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
+	tb_authorize_key b "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
+	sv_register a &&
+	printf "%s\n" "health_interval_s = 1" "sweep_interval_s = 2" "sweep_min_age_s = 60" >>"$SSHBOX_CONFIG"
+'
+
+test_expect_success 'the supervisor loads the key into its agent and opens a master per active sandbox' '
+	sv_start &&
+	test_wait_for "master_up $ALIAS_A" 10 &&
+	test "$(readlink "$SSHBOX_STATE_DIR/agent/acme.sock")" = acme.v1.sock &&
+	test "$(stat -c %a "$SSHBOX_STATE_DIR/agent")" = 700 &&
+	SSH_AUTH_SOCK=$SSHBOX_STATE_DIR/agent/acme.sock ssh-add -l >keys &&
+	test_line_count = 1 keys &&
+	grep -qF "$(ssh-keygen -lf "$TEST_DIR/key-$SB_ACCOUNT.pub" | cut -d" " -f2)" keys &&
+	grep -q "^20[0-9-]*T[0-9:.]*Z sshbox: info: sandbox .$HOST_A. of account .acme.: master up in" sv.log &&
+	! grep -q "BEGIN OPENSSH\\|PRIVATE KEY" sv.log &&
+	! find "$SSHBOX_STATE_DIR" -type f -exec grep -l "PRIVATE KEY" {} + 2>/dev/null | grep -q .
+'
+
+test_expect_success 'an operator'"'"'s ssh -F rides the master; sshbox run uses the supervisor'"'"'s agent and master' '
+	ssh -F "$SSHBOX_STATE_DIR/ssh_config" -v "$ALIAS_A" "echo through-the-pool" >op.out 2>op.err &&
+	grep -q through-the-pool op.out &&
+	grep -q "mux_client_request_session" op.err &&
+	spec sv-1 >sv-1.json &&
+	# with a Fernet key that cannot decrypt the stored token, only the
+	# supervisor'"'"'s agent can have authenticated this job
+	other=$("$SSHBOX" fernet genkey) &&
+	SSHBOX_FERNET_KEYS=$other "$SSHBOX" run <sv-1.json >sv-1.ndjson &&
+	test "$(sb_result_field sv-1.ndjson status)" = succeeded &&
+	test -z "$(ls -A "$SSHBOX_STATE_DIR/agent/run")"
+'
+
+test_expect_success 'registry changes reach the pool within 2 s, without a restart' '
+	s=$(now_ms) &&
+	sv_register b &&
+	test_wait_for "grep -q \"sandbox .$HOST_B. of account .acme.: watching\" sv.log" 2 &&
+	test_wait_for "master_up $ALIAS_B" 10 &&
+	echo "new sandbox: master up after $(( $(now_ms) - s )) ms" &&
+	s=$(now_ms) &&
+	"$SSHBOX" sandbox disable --account acme --host $HOST_B >/dev/null &&
+	test_wait_for "! master_up $ALIAS_B" 2 &&
+	echo "disabled sandbox: master gone after $(( $(now_ms) - s )) ms" &&
+	"$SSHBOX" sandbox enable --account acme --host $HOST_B >/dev/null &&
+	test_wait_for "master_up $ALIAS_B" 5
+'
+
+test_expect_success 'health: a dead sandbox is published unhealthy once, and healthy again when it is back' '
+	tb_stop_sandbox b &&
+	test_wait_for "test \"\$(tb_redis_cli hget \"sshbox:{acme:$HOST_B}:health\" reason)\" != \"\"" 10 &&
+	"$SSHBOX" status >status &&
+	grep -q "$HOST_B  active, UNHEALTHY" status &&
+	test "$(grep -c "sandbox .$HOST_B. of account .acme.: unhealthy" sv.log)" = 1 &&
+	tb_restart_sandbox b &&
+	test_wait_for "master_up $ALIAS_B" 20 &&
+	test_wait_for "test -z \"\$(tb_redis_cli hget \"sshbox:{acme:$HOST_B}:health\" reason)\"" 5 &&
+	grep -q "sandbox .$HOST_B. of account .acme.: healthy" sv.log
+'
+
+# Jobs run back to back in 4 loops while the key rotates: the new public
+# key is authorized first, the old one removed once the supervisor holds
+# the new one.  Not one job may fail.
+loop_jobs() {	# N: jobs named rot-N-<i> until rot.stop exists (at most 300)
+	local i
+	for i in $(seq 300); do
+		[ -e rot.stop ] && return 0
+		spec "rot-$1-$i" >"rot/$1-$i.json"
+		"$SSHBOX" run <"rot/$1-$i.json" >"rot/$1-$i.ndjson" 2>"rot/$1-$i.err"
+		echo "$?" >"rot/$1-$i.rc"
+	done
+}
+
+test_expect_success 'key rotation under load: no job fails, new connections use the new key' '
+	mkdir rot &&
+	ssh-keygen -q -t ed25519 -N "" -C sshbox-test-new -f key-new </dev/null &&
+	tb_authorize_key a key-new.pub &&
+	tb_authorize_key b key-new.pub &&
+	rm -f rot.stop &&
+	pids= &&
+	for n in 1 2 3 4; do
+		{ loop_jobs $n & } && pids="$pids $!" || return 1
+	done &&
+	test_wait_for "test \$(ls rot/*.rc 2>/dev/null | wc -l) -ge 8" 30 &&
+	"$SSHBOX" key rotate --account acme <key-new >rotate.out &&
+	test_wait_for "test \"\$(readlink \"$SSHBOX_STATE_DIR/agent/acme.sock\")\" = acme.v2.sock" 2 &&
+	before=$(ls rot/*.rc | wc -l) &&
+	for n in a b; do
+		ak=$(tb_sbx_var $n AUTHORIZED_KEYS) &&
+		grep -vF "$(cut -d" " -f2 "$TEST_DIR/key-$SB_ACCOUNT.pub")" "$ak" >ak.tmp &&
+		cat ak.tmp >"$ak" || return 1
+	done &&
+	test_wait_for "test \$(ls rot/*.rc | wc -l) -ge $((before + 12))" 60 &&
+	: >rot.stop &&
+	for p in $pids; do wait $p || return 1; done &&
+	total=$(ls rot/*.rc | wc -l) &&
+	echo "$total jobs, $before finished before the rotation" &&
+	cat rot/*.rc | sort | uniq -c | awk "{ print \$1, \$2 }" >rcs &&
+	echo "$total 0" >expect &&
+	test_cmp expect rcs &&
+	test_wait_for "master_up $ALIAS_A" 10 &&
+	ssh -F "$SSHBOX_STATE_DIR/ssh_config" -o ControlPath=none "$ALIAS_A" true &&
+	SSH_AUTH_SOCK=$SSHBOX_STATE_DIR/agent/acme.sock ssh-add -l >keys &&
+	grep -qF "$(ssh-keygen -lf key-new.pub | cut -d" " -f2)" keys &&
+	test_line_count = 1 keys &&
+	grep -q "key version 2 loaded into a fresh agent" sv.log
+'
+
+test_expect_success 'the sweeper removes old job dirs no job holds, dead sockets and nothing else' '
+	jobs=$TB_A_WORKDIR/jobs &&
+	u=$(tb_sbx_var a USER) &&
+	mkdir -p "$jobs/stale-1/sub" "$jobs/.stale-1" "$jobs/held-1" "$jobs/fresh-1" &&
+	chown -R "$u" "$jobs" &&
+	touch -d "-2 hours" "$jobs/stale-1" "$jobs/.stale-1" "$jobs/held-1" &&
+	tb_redis_cli set sshbox:job:acme:held-1 x PX 60000 >/dev/null &&
+	/usr/bin/python3 -c "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" \
+		"$SSHBOX_STATE_DIR/agent/run/999999.sock" &&
+	test_wait_for "test ! -e \"$jobs/stale-1\" && test ! -e \"$jobs/.stale-1\"" 15 &&
+	test_wait_for "test ! -e \"$SSHBOX_STATE_DIR/agent/run/999999.sock\"" 5 &&
+	test -d "$jobs/held-1" &&
+	test -d "$jobs/fresh-1" &&
+	rm -rf "$jobs/held-1" "$jobs/fresh-1"
+'
+
+test_expect_success 'SIGTERM: exit 0 within 5 s; no ssh, ssh-agent or socket of ours is left' '
+	sv_stop &&
+	test "$(cat sv.rc)" = 0 &&
+	test_wait_for "test -z \"\$(ours)\"" 5 &&
+	test -z "$(find "$SSHBOX_STATE_DIR" -type s -o -type l)" &&
+	grep -q "supervisor stopped" sv.log
+'
+
+test_expect_success 'a SIGKILLed supervisor: its agent dies with it; the next one adopts the masters' '
+	sv_start &&
+	test_wait_for "master_up $ALIAS_A && master_up $ALIAS_B" 15 &&
+	kill -KILL "$SV_PID" && { wait "$SV_PID"; true; } &&
+	test_wait_for "! SSH_AUTH_SOCK=\"$SSHBOX_STATE_DIR/agent/acme.sock\" ssh-add -l >/dev/null 2>&1" 5 &&
+	master_up $ALIAS_A &&
+	: >sv.log &&
+	sv_start &&
+	test_wait_for "grep -q \"adopted the running master\" sv.log" 10 &&
+	test_wait_for "SSH_AUTH_SOCK=\"$SSHBOX_STATE_DIR/agent/acme.sock\" ssh-add -l >/dev/null" 5 &&
+	test "$(pgrep -fc "ssh-agent -D -a $SSHBOX_STATE_DIR/agent/")" = 1 &&
+	spec sv-2 >sv-2.json &&
+	"$SSHBOX" run <sv-2.json >sv-2.ndjson &&
+	test "$(sb_result_field sv-2.ndjson status)" = succeeded &&
+	sv_stop &&
+	test "$(cat sv.rc)" = 0 &&
+	test_wait_for "test -z \"\$(ours)\"" 5
+'
+
+test_expect_success 'a second supervisor on the same state dir is refused' '
+	sv_start &&
+	test_wait_for "master_up $ALIAS_A" 10 &&
+	test_expect_code 75 "$SSHBOX" supervise 2>second.err &&
+	grep -q "another sshbox supervise holds" second.err &&
+	sv_stop
+'
+
+test_done
