@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "fernet.h"
 #include "keys.h"
+#include "paths.h"
 #include "strvec.h"
 
 #define SSH_AGENT "/usr/bin/ssh-agent"
@@ -236,5 +237,24 @@ out:
 	buf_release(&plain);
 	buf_release(&raw);
 	fernet_keyring_clear(&kr);
+	return r;
+}
+
+int agent_prepare(const struct config *cfg, const char *account, const char *public_key, const char *key_token,
+		  int lifetime_s, struct agent *priv, struct buf *priv_sock, struct sb_error *e)
+{
+	struct buf sup = BUF_INIT;
+	int r, has_key = 0;
+
+	if ((r = paths_agent_sock(cfg->state_dir, account, &sup, e)) != 0)
+		goto out;
+	if (access(sup.data, F_OK) == 0 && agent_has_key(sup.data, public_key, &has_key, NULL) == 0 && has_key)
+		goto out;   /* the config's IdentityAgent is the supervisor's */
+	if ((r = paths_private_agent_sock(cfg->state_dir, (long)getpid(), priv_sock, e)) != 0 ||
+	    (r = agent_start(priv, priv_sock->data, e)) != 0)
+		goto out;
+	r = agent_load_token(priv_sock->data, cfg, account, key_token, lifetime_s, e);
+out:
+	buf_release(&sup);
 	return r;
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "child.h"
 #include "config.h"
 #include "err.h"
@@ -33,6 +34,13 @@ int agent_add_key(const char *sock, const char *key, size_t key_len, int lifetim
  * SB_ERR_UNAVAILABLE sentences naming the account. */
 int agent_load_token(const char *sock, const struct config *cfg, const char *account, const char *key_token,
 		     int lifetime_s, struct sb_error *e);
+/* The account's key in an agent: the supervisor's (agent/<account>.sock)
+ * when it holds public_key, else a private agent started in *priv at
+ * agent/run/<pid>.sock (path in priv_sock) with the key loaded for
+ * lifetime_s.  priv->sock is NULL when the supervisor's is used; the caller
+ * stops a started one with agent_stop(). */
+int agent_prepare(const struct config *cfg, const char *account, const char *public_key, const char *key_token,
+		  int lifetime_s, struct agent *priv, struct buf *priv_sock, struct sb_error *e);
 int agent_has_key(const char *sock, const char *pub, int *has_key, struct sb_error *e);
 
 #endif

@@ -15,6 +15,8 @@
 #include "lock.h"
 #include "log.h"
 #include "registry.h"
+#include "remote.h"
+#include "ssh.h"
 #include "validate.h"
 
 #define SSH_KEYSCAN "/usr/bin/ssh-keyscan"
@@ -325,21 +327,227 @@ static int sandbox_change(struct cmd_ctx *ctx, struct kv *kv, const char *verb, 
 	return r;
 }
 
+
+/* ---- check ---- */
+
+/* What a sandbox needs, probed by one POSIX sh script on the session's
+ * stdin; it prints "name|required|ok-or-missing|version" lines. */
+static const char check_body[] =
+	"item() { n=$1; q=$2; shift 2\n"
+	"  if command -v \"$1\" >/dev/null 2>&1 && v=$(\"$@\" 2>&1 </dev/null | head -n 1) && [ -n \"$v\" ]; then\n"
+	"    printf '%s|%s|ok|%s\\n' \"$n\" \"$q\" \"$v\"; else printf '%s|%s|missing|\\n' \"$n\" \"$q\"; fi; }\n"
+	"item bash 1 bash --version\n"
+	"item flock 1 flock --version\n"
+	"item setsid 1 setsid --version\n"
+	"item timeout 1 timeout --version\n"
+	"item git 1 git --version\n"
+	"item git-lfs 1 git-lfs version\n"
+	"item node 1 node --version\n"
+	"item npm 1 npm --version\n"
+	"item python3 1 python3 --version\n"
+	"item uv 1 uv --version\n"
+	"item claude 1 \"$C\" --version\n"
+	"item curl 0 curl --version\n"
+	"if command -v make >/dev/null 2>&1; then item build-essential 0 gcc --version; else echo 'build-essential|0|missing|'; fi\n"
+	"if mkdir -p -- \"$W\" 2>/dev/null && t=$(mktemp \"$W/.sshbox-check.XXXXXX\" 2>/dev/null) && rm -f -- \"$t\"; then\n"
+	"  echo \"workdir|1|ok|$W is writable\"; else echo \"workdir|1|missing|$W is not writable by $(id -un)\"; fi\n"
+	"k=$(df -Pk -- \"$W\" 2>/dev/null | awk 'NR==2 { print $4 }')\n"
+	"case $k in (''|*[!0-9]*) echo 'disk|1|missing|unknown';;\n"
+	"  (*) if [ \"$k\" -ge 1048576 ]; then echo \"disk|1|ok|$((k / 1024)) MiB free\"; else echo \"disk|1|missing|only $((k / 1024)) MiB free (< 1 GiB)\"; fi;; esac\n";
+
+static const char *check_fix(const char *name, const struct sandbox_rec *s)
+{
+	static const struct { const char *name, *fix; } t[] = {
+		{ "bash", "apt-get install bash" },
+		{ "flock", "apt-get install util-linux" },
+		{ "setsid", "apt-get install util-linux" },
+		{ "timeout", "apt-get install coreutils" },
+		{ "git", "apt-get install git" },
+		{ "git-lfs", "apt-get install git-lfs && git lfs install --system" },
+		{ "node", "apt-get install nodejs (Claude Code needs Node.js 18 or later)" },
+		{ "npm", "apt-get install npm" },
+		{ "python3", "apt-get install python3" },
+		{ "uv", "curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=/usr/local/bin sh" },
+		{ "claude", "npm install -g @anthropic-ai/claude-code (or fix the path: sshbox sandbox add --claude)" },
+		{ "curl", "apt-get install curl" },
+		{ "build-essential", "apt-get install build-essential" },
+		{ "disk", "free space under the workdir" },
+	};
+	size_t i;
+
+	if (strcmp(name, "workdir") == 0)
+		return s->workdir;   /* the caller words it */
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(name, t[i].name) == 0)
+			return t[i].fix;
+	return "";
+}
+
+/* Remote text is untrusted: no control characters reach the terminal. */
+static void put_clean(struct buf *out, const char *s)
+{
+	for (; *s; s++)
+		buf_putc(out, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+/* One sandbox: *missing = required items missing; SB_ERR_TRANSPORT etc.
+ * when it cannot be reached (reported in out too). */
+static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_rec *s, struct buf *out, int first,
+		     int *missing)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct cmd_conn c;
+	struct buf script = BUF_INIT, res = BUF_INIT, items = BUF_INIT;
+	char *line, *save = NULL;
+	int code = -1, r, n = 0, opt_missing = 0;
+
+	*missing = 0;
+	buf_puts(&script, "W=");
+	remote_quote(&script, s->workdir);
+	buf_puts(&script, "; C=");
+	remote_quote(&script, s->claude ? s->claude : "claude");
+	buf_puts(&script, "\n");
+	buf_puts(&script, check_body);
+	r = cmd_connect(ctx->cfg, kv, s, &c, &e);
+	if (!r)
+		r = ssh_exec(&c.t, "/bin/sh -s", script.data, script.len, &res, 60000, &code, &e);
+	if (!r && code != 0)
+		r = sb_error_set(&e, SB_ERR_TRANSPORT, "the check script on sandbox '%s' exited with status %d", s->host, code);
+	cmd_disconnect(&c);
+	if (ctx->json) {
+		buf_puts(out, first ? "{\"account\":" : ",{\"account\":");
+		cmd_json_string(out, s->account);
+		buf_puts(out, ",\"host\":");
+		cmd_json_string(out, s->host);
+	}
+	if (r) {
+		if (ctx->json) {
+			buf_puts(out, ",\"reachable\":false,\"ok\":false,\"error\":");
+			cmd_json_string(out, e.msg);
+			buf_puts(out, ",\"items\":[]}");
+		} else {
+			buf_printf(out, "sandbox %s (account %s): UNREACHABLE: %s\n", s->host, s->account, e.msg);
+		}
+		buf_release(&script);
+		buf_release(&res);
+		return r;
+	}
+	for (line = strtok_r(res.data ? res.data : (char *)"", "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *name = line, *req, *st, *ver;
+		int ok, required;
+
+		if (!(req = strchr(name, '|')) || !(st = strchr(req + 1, '|')) || !(ver = strchr(st + 1, '|')))
+			continue;   /* noise from the sandbox's shell start-up */
+		*req++ = *st++ = *ver++ = '\0';
+		if (!*check_fix(name, s) && strcmp(name, "workdir") != 0)
+			continue;   /* not an item of ours */
+		ok = strncmp(st, "ok", 3) == 0;
+		required = req[0] == '1';
+		*missing += required && !ok;
+		opt_missing += !required && !ok;
+		if (ctx->json) {
+			buf_puts(&items, n ? ",{\"name\":" : "{\"name\":");
+			cmd_json_string(&items, name);
+			buf_printf(&items, ",\"required\":%s,\"ok\":%s,\"version\":", required ? "true" : "false",
+				   ok ? "true" : "false");
+			cmd_json_string(&items, ver);
+			buf_puts(&items, ",\"fix\":");
+			if (ok)
+				buf_puts(&items, "null");
+			else if (strcmp(name, "workdir") == 0)
+				cmd_json_string(&items, "create it and give it to the sandbox user");
+			else
+				cmd_json_string(&items, check_fix(name, s));
+			buf_putc(&items, '}');
+		} else {
+			buf_printf(&items, "  %-8s %-16s ", ok ? "ok" : required ? "MISSING" : "missing", name);
+			if (ok || strcmp(name, "workdir") == 0 || strcmp(name, "disk") == 0)
+				put_clean(&items, ver);
+			if (!ok) {
+				buf_puts(&items, ok ? "" : strcmp(name, "workdir") == 0 || strcmp(name, "disk") == 0 ? " — fix: " : "fix: ");
+				buf_puts(&items, strcmp(name, "workdir") == 0 ? "create it and give it to the sandbox user"
+									   : check_fix(name, s));
+				if (!required)
+					buf_puts(&items, " (optional)");
+			}
+			buf_putc(&items, '\n');
+		}
+		n++;
+	}
+	if (ctx->json) {
+		buf_printf(out, ",\"reachable\":true,\"ok\":%s,\"items\":[%s]}", *missing ? "false" : "true",
+			   buf_cstr(&items));
+	} else {
+		buf_printf(out, "sandbox %s (account %s): ", s->host, s->account);
+		if (*missing)
+			buf_printf(out, "%d required item%s missing\n", *missing, *missing == 1 ? "" : "s");
+		else
+			buf_printf(out, "ready%s\n", opt_missing ? " (optional items missing)" : "");
+		buf_puts(out, buf_cstr(&items));
+	}
+	if (n == 0 && !*missing)
+		*missing = 1;   /* nothing parsed: not a usable sandbox */
+	buf_release(&script);
+	buf_release(&res);
+	buf_release(&items);
+	return 0;
+}
+
+static int sandbox_check(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts *o, int *exit_code,
+			 struct sb_error *e)
+{
+	struct sandbox_rec *list = NULL;
+	struct buf out = BUF_INIT;
+	size_t n = 0, i;
+	int r, missing, any_missing = 0, unreachable = 0, shown = 0;
+
+	if (!o->account)
+		return sb_error_set(e, SB_ERR_USAGE, "'sandbox check' needs --account");
+	if ((r = registry_sandbox_list(kv, o->account, &list, &n, e)) != 0)
+		return r;
+	if (ctx->json)
+		buf_puts(&out, "{\"sandboxes\":[");
+	for (i = 0; i < n; i++) {
+		char canon[256];
+
+		if (o->host && (validate_host_canonical(o->host, canon, sizeof(canon), NULL) != 0 ||
+				strcmp(canon, list[i].host) != 0))
+			continue;
+		if (check_one(ctx, kv, &list[i], &out, !shown, &missing) != 0)
+			unreachable++;
+		any_missing += missing;
+		shown++;
+	}
+	sandbox_rec_free_array(list, n);
+	if (!shown) {
+		buf_release(&out);
+		return o->host ? sb_error_set(e, SB_ERR_NOTFOUND, "sandbox '%s' is not registered for account '%s'", o->host,
+					      o->account)
+			       : sb_error_set(e, SB_ERR_NOTFOUND, "account '%s' has no sandboxes", o->account);
+	}
+	if (ctx->json)
+		buf_puts(&out, "]}\n");
+	(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
+	buf_release(&out);
+	*exit_code = unreachable ? SB_EXIT_TEMPFAIL : any_missing ? SB_EXIT_FAILED : SB_EXIT_OK;
+	return 0;
+}
+
 int cmd_sandbox(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const char *const verbs[] = { "add", "list", "show", "enable", "disable", "drain", "remove" };
+	static const char *const verbs[] = { "add", "list", "show", "check", "enable", "disable", "drain", "remove" };
 	struct sb_error e = SB_ERROR_INIT;
 	struct sbx_opts o;
 	struct kv *kv = NULL;
 	size_t i;
-	int r, known = 0;
+	int r, known = 0, exit_code = SB_EXIT_OK;
 
 	memset(&o, 0, sizeof(o));
 	for (i = 0; argc >= 2 && i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(argv[1], verbs[i]) == 0)
 			known = 1;
 	if (!known) {
-		sb_error_set(&e, SB_ERR_USAGE, "%s 'sandbox%s%.32s': expected add, list, show, enable, disable, drain or remove",
+		sb_error_set(&e, SB_ERR_USAGE, "%s 'sandbox%s%.32s': expected add, list, show, check, enable, disable, drain or remove",
 			     argc < 2 ? "missing subcommand for" : "unknown subcommand", argc < 2 ? "" : " ",
 			     argc < 2 ? "" : argv[1]);
 		goto fail;
@@ -352,11 +560,13 @@ int cmd_sandbox(struct cmd_ctx *ctx, int argc, char **argv)
 		r = sandbox_add(ctx, kv, &o, &e);
 	else if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "show") == 0)
 		r = sandbox_list(ctx, kv, &o, strcmp(argv[1], "show") == 0, &e);
+	else if (strcmp(argv[1], "check") == 0)
+		r = sandbox_check(ctx, kv, &o, &exit_code, &e);
 	else
 		r = sandbox_change(ctx, kv, argv[1], &o, &e);
 	kv_free(kv);
 	if (!r)
-		return SB_EXIT_OK;
+		return exit_code;
 fail:
 	cmd_print_error(&e);
 	return sb_err_exit_code(e.code ? e.code : SB_ERR_USAGE);

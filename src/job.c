@@ -338,22 +338,11 @@ out:
  * connection, which needs the key. */
 static int setup_agent(struct job *j, struct sb_error *e)
 {
-	struct buf sup = BUF_INIT;
-	int r, has_key = 0;
+	int r = agent_prepare(j->cfg, j->spec->account, j->acct.public_key, j->acct.key_token, j->spec->timeout_s + 300,
+			      &j->agent, &j->agent_sock, e);
 
-	if ((r = paths_agent_sock(j->cfg->state_dir, j->sbx.account, &sup, e)) != 0)
-		goto out;
-	if (access(sup.data, F_OK) == 0 && agent_has_key(sup.data, j->acct.public_key, &has_key, NULL) == 0 &&
-	    has_key)
-		goto out;   /* the config's IdentityAgent is the supervisor's */
-	if ((r = paths_private_agent_sock(j->cfg->state_dir, (long)getpid(), &j->agent_sock, e)) != 0 ||
-	    (r = agent_start(&j->agent, j->agent_sock.data, e)) != 0 ||
-	    (r = agent_load_token(j->agent_sock.data, j->cfg, j->spec->account, j->acct.key_token,
-				  j->spec->timeout_s + 300, e)) != 0)
-		goto out;
-	j->target.agent_sock = j->agent_sock.data;
-out:
-	buf_release(&sup);
+	if (!r && j->agent.sock)
+		j->target.agent_sock = j->agent_sock.data;
 	return r;
 }
 

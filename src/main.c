@@ -24,11 +24,12 @@ struct command {
 static const struct command commands[] = {
 	{ "fernet", "fernet genkey | encrypt | decrypt [--ttl S]", cmd_fernet, 1 },
 	{ "key", "key set|show|rotate --account A [--encrypted] | key reencrypt", cmd_key, 1 },
-	{ "sandbox", "sandbox add|list|show|enable|disable|drain|remove ...", cmd_sandbox, 1 },
+	{ "sandbox", "sandbox add|list|show|check|enable|disable|drain|remove ...", cmd_sandbox, 1 },
 	{ "ssh-config", "ssh-config", cmd_ssh_config, 1 },
 	{ "run", "run  (job spec as JSON on stdin)", cmd_run, 1 },
 	{ "status", "status [--json]", cmd_status, 1 },
 	{ "supervise", "supervise  (the daemon, in the foreground)", cmd_supervise, 1 },
+	{ "ssh", "ssh --account A --host H [-- CMD...]", cmd_ssh, 1 },
 };
 
 static void usage(FILE *f)
