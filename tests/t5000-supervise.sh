@@ -162,6 +162,29 @@ test_expect_success 'key rotation under load: no job fails, new connections use 
 	grep -q "key version 2 loaded into a fresh agent" sv.log
 '
 
+test_expect_success 'Fernet key rotation (key reencrypt) under load: no job fails; the token is under the new key' '
+	new=$("$SSHBOX" fernet genkey) &&
+	old=$SSHBOX_FERNET_KEYS &&
+	rm -f rot.stop &&
+	pids= &&
+	for n in 1 2; do
+		{ SSHBOX_FERNET_KEYS="$new,$old" loop_jobs f$n & } && pids="$pids $!" || return 1
+	done &&
+	test_wait_for "test \$(ls rot/f*.rc 2>/dev/null | wc -l) -ge 4" 30 &&
+	SSHBOX_FERNET_KEYS="$new,$old" "$SSHBOX" key reencrypt >reencrypt.out &&
+	before=$(ls rot/f*.rc | wc -l) &&
+	test_wait_for "test \$(ls rot/f*.rc | wc -l) -ge $((before + 6))" 60 &&
+	: >rot.stop &&
+	for p in $pids; do wait $p || return 1; done &&
+	cat rot/f*.rc | sort | uniq -c | awk "{ print \$2 }" >rcs &&
+	echo 0 >expect &&
+	test_cmp expect rcs &&
+	tb_redis_cli hget sshbox:account:acme key_token >token &&
+	SSHBOX_FERNET_KEYS=$new "$SSHBOX" fernet decrypt <token >/dev/null &&
+	test_must_fail env SSHBOX_FERNET_KEYS=$old "$SSHBOX" fernet decrypt <token >/dev/null 2>&1 &&
+	export SSHBOX_FERNET_KEYS="$new,$old"
+'
+
 test_expect_success 'the sweeper removes old job dirs no job holds, dead sockets and nothing else' '
 	jobs=$TB_A_WORKDIR/jobs &&
 	u=$(tb_sbx_var a USER) &&
