@@ -201,6 +201,18 @@ test_expect_success 'the sweeper removes old job dirs no job holds, dead sockets
 	rm -rf "$jobs/held-1" "$jobs/fresh-1"
 '
 
+test_expect_success 'SIGHUP re-reads the configuration; a bad one is refused and the running one kept' '
+	cp "$SSHBOX_CONFIG" conf.good &&
+	echo "health_interval_s = soon" >>"$SSHBOX_CONFIG" &&
+	kill -HUP "$SV_PID" &&
+	test_wait_for "grep -q \"configuration not reloaded: .*health_interval_s\" sv.log" 5 &&
+	kill -0 "$SV_PID" &&
+	cp conf.good "$SSHBOX_CONFIG" &&
+	kill -HUP "$SV_PID" &&
+	test_wait_for "grep -q \"info: configuration reloaded\" sv.log" 5 &&
+	test_wait_for "master_up $ALIAS_A" 10
+'
+
 test_expect_success 'SIGTERM: exit 0 within 5 s; no ssh, ssh-agent or socket of ours is left' '
 	sv_stop &&
 	test "$(cat sv.rc)" = 0 &&
