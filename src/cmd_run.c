@@ -113,6 +113,11 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* An ignored signal is never pending, so signalfd would not see it:
+	 * a parent that started us in the background (bash without job
+	 * control ignores SIGINT there) must still be able to cancel. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sigfd < 0) {
 		sb_error_set(&e, SB_ERR_IO, "signalfd failed");
