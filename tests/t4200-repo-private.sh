@@ -23,9 +23,12 @@ gspec() {
 
 # Every process's argv on this machine (both hosts are this machine),
 # every 10 ms, until argv.stop appears (at most 300 s): hits go to argv.hits.
+# The account's private key, as patterns: its base64 body lines.
+privkey_lines() { grep -v -- "-----" "$TEST_DIR/key-$SB_ACCOUNT" | awk 'length($0) >= 40'; }
+
 argv_watch_start() {
 	rm -f argv.stop argv.hits argv.scans &&
-	printf '%s\n' "$GS_TOKEN" "$WRONG" "$SB_API_KEY" >secrets.pat &&
+	{ printf '%s\n' "$GS_TOKEN" "$WRONG" "$SB_API_KEY" && privkey_lines; } >secrets.pat &&
 	{ /usr/bin/python3 - secrets.pat <<'PY' &
 import os, sys, time
 pats = [p.encode() for p in open(sys.argv[1]).read().split()]
@@ -237,11 +240,15 @@ test_expect_success 'an unreachable remote, a missing repository and an untruste
 	test -z "$(ls -d "$TB_A_WORKDIR"/repos/acme/*.tmp 2>/dev/null)"
 '
 
-test_expect_success 'the token is in no argv, no file on either side, no event and no log line' '
+test_expect_success 'the token, the API key and the private key: in no argv, no file on either side, no event, no log line' '
 	argv_watch_stop &&
-	printf "%s\n" "$GS_TOKEN" "$WRONG" >tokens.pat &&
+	{ printf "%s\n" "$GS_TOKEN" "$WRONG" "$SB_API_KEY" && privkey_lines; } >tokens.pat &&
+	test "$(wc -l <tokens.pat)" -ge 5 &&
 	! grep -rlF -f tokens.pat "$TB_A_WORKDIR" "$SSHBOX_STATE_DIR" &&
-	! grep -lF -f tokens.pat ./*.ndjson err* "$SB_API_LOG" "$GS_LOG" &&
+	! grep -lF -f tokens.pat ./*.ndjson err* "$GS_LOG" &&
+	# the scripted API is where the API key belongs; nothing else may reach it
+	grep -vxF "$SB_API_KEY" tokens.pat >not-for-api.pat &&
+	! grep -lF -f not-for-api.pat "$SB_API_LOG" &&
 	home=$(getent passwd "$TB_A_USER" | cut -d: -f6) &&
 	! grep -sF -f tokens.pat "$home/.gitconfig" "$home/.git-credentials" "$home/.config/git/credentials" &&
 	cgit config --local --list >cfg &&
