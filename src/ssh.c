@@ -1,6 +1,9 @@
 #include "ssh.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +45,75 @@ int ssh_argv_finish(struct strvec *argv, const struct ssh_target *t, const char 
 	return r;
 }
 
+/* <state>/lock/<digest>.pid: the pid of the master we opened at that
+ * ControlPath (ssh -f forks, so only -O check can tell it). */
+static void pid_file(const struct ssh_target *t, struct buf *out)
+{
+	paths_lock(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, out);
+	(void)buf_puts(out, ".pid");
+}
+
+static void record_master_pid(const struct ssh_target *t)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
+	struct buf err = BUF_INIT, pf = BUF_INIT;
+	const char *p;
+	int code = -1;
+
+	buf_init(&err, 4096);
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ocheck") || ssh_argv_finish(&argv, t, NULL))
+		goto out;
+	if (child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, &err, &code, NULL) != 0 || code != 0)
+		goto out;
+	if ((p = strstr(buf_cstr(&err), "(pid=")) != NULL) {
+		long pid = strtol(p + 5, NULL, 10);
+		char line[32];
+		int n = snprintf(line, sizeof(line), "%ld\n", pid);
+
+		pid_file(t, &pf);
+		if (pid > 0)
+			(void)fs_write_atomic(pf.data, line, (size_t)n, 0600, NULL);
+	}
+out:
+	strvec_clear(&argv);
+	buf_release(&err);
+	buf_release(&pf);
+}
+
+/* A master that does not answer -O check (SIGSTOPped, a wedged 9.2) would
+ * hold its connection forever: kill the one we recorded for this path, if
+ * that pid is still an ssh master of this ControlPath (pids are reused). */
+static void kill_wedged_master(const struct ssh_target *t)
+{
+	struct buf pf = BUF_INIT, pidtxt = BUF_INIT, cmd = BUF_INIT;
+	char path[64], want[PATHS_CONTROL_MAX + 32];
+	const char *p, *end;
+	int has_path = 0, is_master = 0;
+	long pid;
+
+	pid_file(t, &pf);
+	if (fs_read_file(pf.data, &pidtxt, 64, NULL) != 0 || (pid = strtol(buf_cstr(&pidtxt), NULL, 10)) <= 0)
+		goto out;
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	snprintf(want, sizeof(want), "-oControlPath=%s", t->control_path);
+	if (fs_read_file(path, &cmd, 65536, NULL) != 0 || !cmd.len)
+		goto out;
+	for (p = cmd.data, end = cmd.data + cmd.len; p < end; p += strlen(p) + 1) {
+		has_path |= strcmp(p, want) == 0;
+		is_master |= strcmp(p, "-oControlMaster=yes") == 0;
+	}
+	if (has_path && is_master) {
+		log_warn("killing the wedged ControlMaster (pid %ld) of '%s'", pid, t->alias);
+		(void)kill((pid_t)pid, SIGKILL);
+	}
+	(void)unlink(pf.data);
+out:
+	buf_release(&pf);
+	buf_release(&pidtxt);
+	buf_release(&cmd);
+}
+
 int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e)
 {
 	struct strvec argv = STRVEC_INIT;
@@ -60,6 +132,7 @@ int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e)
 	if (r == SB_ERR_TIMEOUT) {
 		/* a wedged master: its socket is useless to everyone */
 		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
+		kill_wedged_master(t);
 		(void)unlink(t->control_path);
 		return 0;
 	}
@@ -166,6 +239,8 @@ int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *
 				 t->host, (long long)timeout / 1000);
 	else if (!r && code != 0)
 		r = ssh_classify_failure(t, logp.data, code, e);
+	if (!r)
+		record_master_pid(t);
 out:
 	fs_unlock(fd);
 	strvec_clear(&argv);
