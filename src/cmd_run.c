@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -98,7 +99,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	struct events ev;
 	struct buf input;
 	sigset_t mask;
-	int sigfd = -1, rc, r, signo = 0;
+	int sigfd = -1, rc, r, signo = 0, out_flags;
 
 	(void)argv;
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0)) {
@@ -127,6 +128,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	events_init(&ev, STDOUT_FILENO);
 	/* a slow reader must never stall lease renewal: events are written
 	 * from the job's poll loop as the pipe takes them */
+	out_flags = fcntl(STDOUT_FILENO, F_GETFL);
 	fd_set_nonblock(STDOUT_FILENO);
 	buf_init_secret(&input, JOBSPEC_MAX_BYTES);
 	r = read_spec(&input, sigfd, &signo, &e);
@@ -153,6 +155,10 @@ out:
 	buf_release(&input);
 	jobspec_release(&spec);
 	events_release(&ev);
+	/* the open file description may be shared (a terminal, the parent's
+	 * pipe): leave it as we found it */
+	if (out_flags >= 0)
+		(void)fcntl(STDOUT_FILENO, F_SETFL, out_flags);
 	close(sigfd);
 	return rc;
 }

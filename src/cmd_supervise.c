@@ -31,6 +31,14 @@ static int reload(struct config *cfg, struct sb_error *e)
 
 	if (r)
 		return r;
+	/* our lock, agents and masters live in the state dir: moving it takes
+	 * a restart */
+	if (strcmp(fresh.state_dir, cfg->state_dir) != 0) {
+		r = sb_error_set(e, SB_ERR_USAGE, "state_dir changed from '%s' to '%s': restart the supervisor for that",
+				 cfg->state_dir, fresh.state_dir);
+		config_release(&fresh);
+		return r;
+	}
 	config_release(cfg);
 	*cfg = fresh;
 	return 0;

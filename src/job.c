@@ -795,6 +795,10 @@ static void run_loop(struct job *j)
 		/* timers */
 		if (!j->lease_lost && !(j->ssh.reaped))
 			renew_lease(j, now);
+		/* while the reader of our events holds us back we do not read the
+		 * sandbox: its silence then says nothing about Claude Code */
+		if (events_pending(j->ev) > EVENTS_HIGH_WATER)
+			j->last_output = now;
 		if (!j->stop_at) {
 			if (now >= timeout_at)
 				begin_stop(j, STOP_TIMEOUT);
