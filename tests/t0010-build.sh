@@ -21,7 +21,15 @@ test_expect_success 'no system(), popen() or bare fork() outside the child API' 
 test_expect_success 'make install honours DESTDIR and PREFIX' '
 	make -s -C "$REPO_ROOT" install DESTDIR="$TEST_DIR/root" PREFIX=/opt/sb >/dev/null &&
 	test -x "$TEST_DIR/root/opt/sb/bin/sshbox" &&
-	cmp "$TEST_DIR/root/opt/sb/bin/sshbox" "$REPO_ROOT/build/sshbox"
+	cmp "$TEST_DIR/root/opt/sb/bin/sshbox" "$REPO_ROOT/build/sshbox" &&
+	man1=$TEST_DIR/root/opt/sb/share/man/man1/sshbox.1 &&
+	test "$(stat -c %a "$man1")" = 644 &&
+	# the man page renders without a warning, and names every command
+	groff -man -Tutf8 -ww -z "$man1" 2>groff.err &&
+	test ! -s groff.err &&
+	for c in fernet key sandbox "ssh\\\\-config" run status supervise ssh; do
+		grep -q "^\\.SS \"sshbox $c\"" "$man1" || { echo "man page lacks a section for $c"; return 1; }
+	done
 '
 
 test_expect_success 'usage errors exit 2 with one line' '
