@@ -12,6 +12,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "secret.h"
+#include "validate.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/sshbox/sshbox.conf"
 #define CONFIG_MAX_BYTES (64 * 1024)
@@ -76,9 +77,12 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 		long n;
 		errno = 0;
 		n = strtol(value, &end, 10);
-		if (errno || end == value || *end || n < o->min || n > o->max)
+		if (errno || end == value || *end || n < o->min || n > o->max) {
+			char shown[80];
+
 			return sb_error_set(e, SB_ERR_USAGE, "invalid %s '%s' in %s: expected an integer from %d to %d",
-					    o->key, value, where, o->min, o->max);
+					    o->key, validate_echo(shown, sizeof(shown), value), where, o->min, o->max);
+		}
 		*(int *)field = (int)n;
 		return 0;
 	}
@@ -107,6 +111,9 @@ static int parse_file(struct config *cfg, const char *path, char *text, size_t l
 		if (!nl)
 			nl = end;
 		lineno++;
+		/* a NUL would silently cut the value (or hide the line) */
+		if (memchr(line, '\0', (size_t)(nl - line)))
+			return sb_error_set(e, SB_ERR_USAGE, "invalid line in %s line %d: contains a NUL byte", path, lineno);
 		*nl = '\0';
 		key = trim(line, nl);
 		line = nl + 1;
@@ -119,8 +126,13 @@ static int parse_file(struct config *cfg, const char *path, char *text, size_t l
 		val = trim(eq + 1, eq + 1 + strlen(eq + 1));
 		key = trim(key, eq);
 		o = find_option(key, strlen(key));
-		if (!o)
-			return sb_error_set(e, SB_ERR_USAGE, "unknown key '%.64s' in %s", key, where);
+		if (!o) {
+			char shown[80];
+
+			/* the file's bytes go to a terminal or the daemon's log */
+			return sb_error_set(e, SB_ERR_USAGE, "unknown key '%s' in %s", validate_echo(shown, sizeof(shown), key),
+					    where);
+		}
 		if ((r = set_option(cfg, o, val, where, e)) != 0)
 			return r;
 	}

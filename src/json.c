@@ -696,27 +696,27 @@ int json_object_dup(const struct json_doc *doc, int obj)
 int json_get_string(const struct json_doc *doc, int v, struct buf *out)
 {
 	const jsmntok_t *t = tok_at(doc, v);
-	size_t old = out->len, n;
+	size_t n, len = 0;
 	struct ustr u;
 	const char *piece;
 	int r;
 
 	if (!t || t->type != JSMN_STRING)
 		return SB_ERR_USAGE;
-	/* unescaping never lengthens */
-	if ((r = buf_reserve(out, (size_t)(t->end - t->start))))
+	/* A bounded buffer limits the string's bytes, not its escaped spelling
+	 * ("\u4e2d" is 6 bytes of JSON and 3 of UTF-8; Python's json.dumps
+	 * escapes every non-ASCII character): count them first. */
+	ustr_init_tok(&u, doc, t);
+	while ((n = ustr_next(&u, &piece)) && !u.unsafe)
+		len += n;
+	if (u.unsafe)
+		return SB_ERR_USAGE;
+	if ((r = buf_reserve(out, len)))
 		return r;
 	ustr_init_tok(&u, doc, t);
 	while ((n = ustr_next(&u, &piece))) {
-		if (u.unsafe)
-			break;
 		memcpy(out->data + out->len, piece, n);
 		out->len += n;
-	}
-	if (u.unsafe) {
-		memset(out->data + old, 0, out->len - old);
-		out->len = old;
-		return SB_ERR_USAGE;
 	}
 	out->data[out->len] = '\0';
 	return 0;

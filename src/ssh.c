@@ -45,6 +45,24 @@ int ssh_argv_finish(struct strvec *argv, const struct ssh_target *t, const char 
 	return r;
 }
 
+/* `ssh -O <op>` against t's ControlPath under CHECK_TIMEOUT_MS; its stderr
+ * (where -O check prints the pid) into err when not NULL. */
+static int control_op(const struct ssh_target *t, const char *op, struct buf *err, int *code, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
+	int r;
+
+	*code = -1;
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, op) || ssh_argv_finish(&argv, t, NULL)) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	r = child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, err, code, e);
+	strvec_clear(&argv);
+	return r;
+}
+
 /* <state>/lock/<digest>.pid: the pid of the master we opened at that
  * ControlPath (ssh -f forks, so only -O check can tell it). */
 static void pid_file(const struct ssh_target *t, struct buf *out)
@@ -55,18 +73,13 @@ static void pid_file(const struct ssh_target *t, struct buf *out)
 
 static void record_master_pid(const struct ssh_target *t)
 {
-	struct strvec argv = STRVEC_INIT;
-	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
 	struct buf err = BUF_INIT, pf = BUF_INIT;
 	const char *p;
-	int code = -1;
+	int code;
 
 	buf_init(&err, 4096);
-	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ocheck") || ssh_argv_finish(&argv, t, NULL))
-		goto out;
-	if (child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, &err, &code, NULL) != 0 || code != 0)
-		goto out;
-	if ((p = strstr(buf_cstr(&err), "(pid=")) != NULL) {
+	if (control_op(t, "-Ocheck", &err, &code, NULL) == 0 && code == 0 &&
+	    (p = strstr(buf_cstr(&err), "(pid=")) != NULL) {
 		long pid = strtol(p + 5, NULL, 10);
 		char line[32];
 		int n = snprintf(line, sizeof(line), "%ld\n", pid);
@@ -75,8 +88,6 @@ static void record_master_pid(const struct ssh_target *t)
 		if (pid > 0)
 			(void)fs_write_atomic(pf.data, line, (size_t)n, 0600, NULL);
 	}
-out:
-	strvec_clear(&argv);
 	buf_release(&err);
 	buf_release(&pf);
 }
@@ -116,19 +127,12 @@ out:
 
 int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e)
 {
-	struct strvec argv = STRVEC_INIT;
-	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
-	int r, code = -1;
+	int r, code;
 
 	*alive = 0;
 	if (access(t->control_path, F_OK) != 0)
 		return 0;   /* no socket: nothing to ask */
-	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ocheck") || ssh_argv_finish(&argv, t, NULL)) {
-		strvec_clear(&argv);
-		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
-	}
-	r = child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, NULL, &code, e);
-	strvec_clear(&argv);
+	r = control_op(t, "-Ocheck", NULL, &code, e);
 	if (r == SB_ERR_TIMEOUT) {
 		/* a wedged master: its socket is useless to everyone */
 		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
@@ -251,20 +255,14 @@ out:
 
 int ssh_master_stop(const struct ssh_target *t, struct sb_error *e)
 {
-	struct strvec argv = STRVEC_INIT;
-	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
-	int r, code = -1;
+	int r, code;
 
 	if (access(t->control_path, F_OK) != 0)
 		return 0;
-	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ostop") || ssh_argv_finish(&argv, t, NULL)) {
-		strvec_clear(&argv);
-		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
-	}
-	r = child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, NULL, &code, e);
-	strvec_clear(&argv);
+	r = control_op(t, "-Ostop", NULL, &code, e);
 	if (r == SB_ERR_TIMEOUT) {
 		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
+		kill_wedged_master(t);
 		(void)unlink(t->control_path);
 		return 0;
 	}

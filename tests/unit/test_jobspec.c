@@ -311,6 +311,16 @@ static void test_bounds_accepted(void)
 	OK_WITH("repo", "{\"url\":\"https://h/r\",\"ref\":\"v1.2/rel-x\"}");
 	OK_WITH("repo", "{\"url\":\"https://[::1]:8443/r.git\"}");
 	ACCEPT("  \t\r\n{\"account\":\"a\",\"prompt\":\"x\"}\n\n ");
+	/* limits count a string's bytes, not its escapes (Python's json.dumps
+	 * writes every non-ASCII character as \uXXXX): 64 escaped letters */
+	OK_WITH("job_id", "\"\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061"
+			  "\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061"
+			  "\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061"
+			  "\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061"
+			  "\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061"
+			  "\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061"
+			  "\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061"
+			  "\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\\u0061\"");
 }
 
 /* --- refusals --------------------------------------------------------- */
