@@ -26,7 +26,8 @@ pkgs=(gcc make libc6-dev libssl-dev libhiredis-dev libjsmn-dev)
 if [ "$mode" != build ]; then
 	pkgs+=(redis-server openssh-server openssh-client git git-lfs python3
 	       python3-cryptography supervisor procps psmisc iproute2
-	       ca-certificates curl util-linux coreutils time valgrind shellcheck)
+	       ca-certificates curl util-linux coreutils time valgrind shellcheck
+	       clang libclang-rt-14-dev)
 fi
 
 # "install ok installed" or "hold ok installed"; a Multi-Arch package prints
