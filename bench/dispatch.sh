@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench/dispatch.sh — what one job costs on top of OpenSSH: the median wall
+# time of `sshbox run` for a no-op job (tests/data/stub-claude-noop answers
+# at once) against one bare `ssh -F <state>/ssh_config <alias> true` through
+# the same warm ControlMaster (the floor), and against a cold ssh handshake.
+# The supervisor is up (its agent and master are what jobs use).  hyperfine
+# (Debian) measures; a table of medians and ratios is printed.
+#
+#	bench/dispatch.sh [-n RUNS]
+
+runs=30
+while getopts n: o; do
+	case $o in
+	n) runs=$OPTARG ;;
+	*) echo "usage: bench/dispatch.sh [-n RUNS]" >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+
+. "$(dirname "$0")/../tests/lib.sh"
+. "$REPO_ROOT/tests/testbed.sh"
+. "$REPO_ROOT/tests/sshbox-env.sh"
+
+command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (apt-get install hyperfine)'
+
+test_expect_success 'test bed: Redis, a sandbox with the no-op stub, the supervisor' '
+	tb_ensure_user &&
+	tb_start_redis &&
+	tb_start_sandbox a 127.0.0.2 &&
+	sb_env_init &&
+	sb_account_key &&
+	tb_authorize_key a "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
+	"$SSHBOX" sandbox add --account acme --host 127.0.0.2 --port "$TB_A_PORT" --user "$TB_A_USER" \
+		--workdir "$TB_A_WORKDIR" --slots 4 --claude "$REPO_ROOT/tests/data/stub-claude-noop" \
+		--host-key "$TB_A_HOSTKEY" >/dev/null &&
+	{ "$SSHBOX" supervise 2>sv.log & } &&
+	test_atexit "kill $! 2>/dev/null; sleep 0.5" &&
+	test_wait_for "ssh -F \"$SSHBOX_STATE_DIR/ssh_config\" -O check sbx-acme-127.0.0.2 2>/dev/null" 15 &&
+	printf "{\"account\":\"acme\",\"prompt\":\"noop\"}\n" >noop.json &&
+	"$SSHBOX" run <noop.json >check.ndjson &&
+	test "$(sb_result_field check.ndjson status)" = succeeded
+'
+
+test_expect_success "hyperfine, $runs runs each" '
+	cfg=$SSHBOX_STATE_DIR/ssh_config &&
+	# through /bin/sh (hyperfine subtracts its start-up) for the redirection
+	{ hyperfine --style none --warmup 3 --runs "$runs" --export-json hf.json \
+		-n "sshbox run (no-op job)" "$SSHBOX run <noop.json >/dev/null" \
+		-n "ssh through the master (floor)" "ssh -F $cfg sbx-acme-127.0.0.2 true" \
+		-n "ssh, cold handshake" "ssh -F $cfg -o ControlPath=none sbx-acme-127.0.0.2 true" \
+		>hf.out 2>&1 || { cat hf.out; false; }; }
+'
+
+test_expect_success 'report' '
+	/usr/bin/python3 - hf.json "$runs" <<-PY >&6
+	import json, sys
+	r = json.load(open(sys.argv[1]))["results"]
+	med = {x["command"]: x["median"] * 1000 for x in r}
+	names = [x["command"] for x in r]
+	floor = med[names[1]]
+	print("dispatch: no-op job vs one ssh session, median of %s runs (hyperfine)" % sys.argv[2])
+	print("  %-34s %9s %9s" % ("", "ms", "x floor"))
+	for n in names:
+	    print("  %-34s %9.1f %9.2f" % (n, med[n], med[n] / floor))
+	ratio = med[names[0]] / floor
+	print("  goal: sshbox run <= 1.3x the bare mux session: %.2f (%s)" % (ratio, "met" if ratio <= 1.3 else "NOT met"))
+	PY
+'
+
+test_done

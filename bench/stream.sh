@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# bench/stream.sh — forwarding Claude Code's output: `sshbox run` of a job
+# whose CLI prints a 200 MB stream-json file (the lines of
+# tests/data/sample-stream.jsonl, repeated), against `ssh <alias> cat` of
+# the same file through the same master.  Both write to /dev/null; the
+# medians of a few runs give MB/s and their ratio.
+#
+#	bench/stream.sh [-m MEGABYTES] [-n RUNS]
+
+mb=200 runs=3
+while getopts m:n: o; do
+	case $o in
+	m) mb=$OPTARG ;;
+	n) runs=$OPTARG ;;
+	*) echo "usage: bench/stream.sh [-m MEGABYTES] [-n RUNS]" >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+
+. "$(dirname "$0")/../tests/lib.sh"
+. "$REPO_ROOT/tests/testbed.sh"
+. "$REPO_ROOT/tests/sshbox-env.sh"
+
+command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (apt-get install hyperfine)'
+
+test_expect_success "test bed, the supervisor, a $mb MB stream-json file" '
+	tb_ensure_user &&
+	tb_start_redis &&
+	tb_start_sandbox a 127.0.0.2 &&
+	sb_env_init &&
+	sb_account_key &&
+	tb_authorize_key a "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
+	"$SSHBOX" sandbox add --account acme --host 127.0.0.2 --port "$TB_A_PORT" --user "$TB_A_USER" \
+		--workdir "$TB_A_WORKDIR" --claude "$REPO_ROOT/tests/data/stub-claude-fault" \
+		--host-key "$TB_A_HOSTKEY" >/dev/null &&
+	{ "$SSHBOX" supervise 2>sv.log & } &&
+	test_atexit "kill $! 2>/dev/null; sleep 0.5" &&
+	test_wait_for "ssh -F \"$SSHBOX_STATE_DIR/ssh_config\" -O check sbx-acme-127.0.0.2 2>/dev/null" 15 &&
+	/usr/bin/python3 - "$REPO_ROOT/tests/data/sample-stream.jsonl" stream.jsonl "$mb" <<-PY &&
+	import sys
+	lines = [l for l in open(sys.argv[1], "rb") if l.strip()]
+	want, n = int(sys.argv[3]) * 1000 * 1000, 0
+	with open(sys.argv[2], "wb") as f:
+	    while n < want:
+	        for l in lines:
+	            f.write(l); n += len(l)
+	PY
+	chmod 644 stream.jsonl &&
+	printf "{\"account\":\"acme\",\"prompt\":\"stream\",\"env\":{\"STUB_MODE\":\"cat\",\"STUB_FILE\":\"%s\"}}\n" \
+		"$TEST_DIR/stream.jsonl" >stream.json &&
+	"$SSHBOX" run <stream.json >check.ndjson &&
+	test "$(sb_result_field check.ndjson status)" = succeeded &&
+	test "$(grep -c . check.ndjson)" -ge "$(grep -c . stream.jsonl)"
+'
+
+test_expect_success "hyperfine, $runs runs each" '
+	cfg=$SSHBOX_STATE_DIR/ssh_config &&
+	{ hyperfine --style none --warmup 1 --runs "$runs" --export-json hf.json \
+		-n "sshbox run (forwarded as events)" "$SSHBOX run <stream.json >/dev/null" \
+		-n "ssh <alias> cat (raw)" "ssh -F $cfg sbx-acme-127.0.0.2 cat $TEST_DIR/stream.jsonl >/dev/null" \
+		>hf.out 2>&1 || { cat hf.out; false; }; }
+'
+
+test_expect_success 'report' '
+	size=$(stat -c %s stream.jsonl) &&
+	/usr/bin/python3 - hf.json "$size" "$runs" <<-PY >&6
+	import json, sys
+	r = json.load(open(sys.argv[1]))["results"]
+	size = int(sys.argv[2])
+	print("streaming: %.0f MB of stream-json lines, median of %s runs (hyperfine)" % (size / 1e6, sys.argv[3]))
+	rate = {}
+	for x in r:
+	    rate[x["command"]] = size / x["median"] / 1e6
+	    print("  %-36s %8.2f s %8.0f MB/s" % (x["command"], x["median"], rate[x["command"]]))
+	a, b = [x["command"] for x in r]
+	ratio = rate[a] / rate[b]
+	print("  sshbox / raw throughput: %.2f (goal >= 0.9: %s)" % (ratio, "met" if ratio >= 0.9 else "NOT met"))
+	PY
+'
+
+test_done
