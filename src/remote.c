@@ -108,7 +108,8 @@ static const char script_body[] =
 	"    (*'Authentication failed'*|*'could not read Username'*|*'could not read Password'*|*'terminal prompts disabled'*|*'returned error: 401'*|*'returned error: 403'*) sb_end 1 repo-auth;;\n"
 	"    (*'SSL certificate problem'*|*'certificate verification failed'*|*'unable to get local issuer'*|*'SSL: no alternative certificate'*) sb_end 1 repo-tls;;\n"
 	"    (*'Could not resolve host'*|*'Failed to connect'*|*'Connection refused'*|*'Connection timed out'*|*'Couldn'\\''t connect'*|*'Network is unreachable'*|*'Operation too slow'*) sb_end 1 repo-unreachable;;\n"
-	"    (*'not found'*|*'returned error: 404'*|*'does not appear to be a git repository'*) sb_end 1 repo-not-found;;\n"
+	/* not a bare "not found": "git-lfs: not found" is no missing repository */
+	"    (*'Repository not found'*|*\"repository '\"*\"' not found\"*|*'returned error: 404'*|*'does not appear to be a git repository'*) sb_end 1 repo-not-found;;\n"
 	"    esac; sb_end 1 \"$1\"; }\n"
 	/* one cache per account and repository: a commit fetched with one
 	 * account's token is never handed to another account */
