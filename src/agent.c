@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -240,16 +242,36 @@ out:
 	return r;
 }
 
-int agent_prepare(const struct config *cfg, const char *account, const char *public_key, const char *key_token,
-		  int lifetime_s, struct agent *priv, struct buf *priv_sock, struct sb_error *e)
+/* The supervisor links agent/<account>.sock to <account>.v<N>.sock only
+ * once key version N is loaded there: the link's name and a live socket
+ * say what `ssh-add -L` would, without a fork and exec per job. */
+static int supervisor_holds(const char *link, const char *account, long long key_version)
+{
+	char target[256], want[256];
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	snprintf(want, sizeof(want), "%s.v%lld.sock", account, key_version);
+	return strcmp(target, want) == 0 && sock_connects(link);
+}
+
+int agent_prepare(const struct config *cfg, const char *account, long long key_version, const char *public_key,
+		  const char *key_token, int lifetime_s, struct agent *priv, struct buf *priv_sock, struct sb_error *e)
 {
 	struct buf sup = BUF_INIT;
+	struct stat st;
 	int r, has_key = 0;
 
 	if ((r = paths_agent_sock(cfg->state_dir, account, &sup, e)) != 0)
 		goto out;
-	if (access(sup.data, F_OK) == 0 && agent_has_key(sup.data, public_key, &has_key, NULL) == 0 && has_key)
+	if (supervisor_holds(sup.data, account, key_version))
 		goto out;   /* the config's IdentityAgent is the supervisor's */
+	/* not a link of ours (an agent someone else put there): ask it */
+	if (lstat(sup.data, &st) == 0 && !S_ISLNK(st.st_mode) &&
+	    agent_has_key(sup.data, public_key, &has_key, NULL) == 0 && has_key)
+		goto out;
 	if ((r = paths_private_agent_sock(cfg->state_dir, (long)getpid(), priv_sock, e)) != 0 ||
 	    (r = agent_start(priv, priv_sock->data, e)) != 0)
 		goto out;

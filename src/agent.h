@@ -35,12 +35,12 @@ int agent_add_key(const char *sock, const char *key, size_t key_len, int lifetim
 int agent_load_token(const char *sock, const struct config *cfg, const char *account, const char *key_token,
 		     int lifetime_s, struct sb_error *e);
 /* The account's key in an agent: the supervisor's (agent/<account>.sock)
- * when it holds public_key, else a private agent started in *priv at
+ * when it holds key_version (its link names it) or public_key, else a private agent started in *priv at
  * agent/run/<pid>.sock (path in priv_sock) with the key loaded for
  * lifetime_s.  priv->sock is NULL when the supervisor's is used; the caller
  * stops a started one with agent_stop(). */
-int agent_prepare(const struct config *cfg, const char *account, const char *public_key, const char *key_token,
-		  int lifetime_s, struct agent *priv, struct buf *priv_sock, struct sb_error *e);
+int agent_prepare(const struct config *cfg, const char *account, long long key_version, const char *public_key,
+		  const char *key_token, int lifetime_s, struct agent *priv, struct buf *priv_sock, struct sb_error *e);
 int agent_has_key(const char *sock, const char *pub, int *has_key, struct sb_error *e);
 
 #endif

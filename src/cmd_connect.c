@@ -32,8 +32,8 @@ int cmd_connect(const struct config *cfg, struct kv *kv, const struct sandbox_re
 	c->t.alias = c->alias.data;
 	c->t.host = sbx->host;
 	c->t.control_path = c->cpath.data;
-	if ((r = agent_prepare(cfg, sbx->account, c->acct.public_key, c->acct.key_token, 600, &c->agent,
-			       &c->agent_sock, e)) != 0)
+	if ((r = agent_prepare(cfg, sbx->account, c->acct.key_version, c->acct.public_key, c->acct.key_token, 600,
+			       &c->agent, &c->agent_sock, e)) != 0)
 		return r;
 	if (c->agent.sock)
 		c->t.agent_sock = c->agent_sock.data;

@@ -338,8 +338,8 @@ out:
  * connection, which needs the key. */
 static int setup_agent(struct job *j, struct sb_error *e)
 {
-	int r = agent_prepare(j->cfg, j->spec->account, j->acct.public_key, j->acct.key_token, j->spec->timeout_s + 300,
-			      &j->agent, &j->agent_sock, e);
+	int r = agent_prepare(j->cfg, j->spec->account, j->acct.key_version, j->acct.public_key, j->acct.key_token,
+			      j->spec->timeout_s + 300, &j->agent, &j->agent_sock, e);
 
 	if (!r && j->agent.sock)
 		j->target.agent_sock = j->agent_sock.data;
