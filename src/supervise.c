@@ -365,12 +365,15 @@ static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 			s->alias = (struct buf)BUF_INIT;
 			s->cpath = (struct buf)BUF_INIT;
 			s->published = -1;
-			if (dup_into(&s->account, rec->account) || dup_into(&s->host, rec->host)) {
+			if (dup_into(&s->account, rec->account) || dup_into(&s->host, rec->host) ||
+			    paths_alias(rec->account, rec->host, &s->alias)) {
+				/* never keep a half-made entry: later lookups read its names */
+				sandbox_free(s);
+				sv->nsbx--;
 				buf_release(&cpath);
 				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 				break;
 			}
-			paths_alias(rec->account, rec->host, &s->alias);
 			log_info("sandbox '%s' of account '%s': watching", rec->host, rec->account);
 		}
 		s->seen = 1;
@@ -384,8 +387,13 @@ static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 		}
 		buf_reset(&s->cpath);
 		if (buf_append(&s->cpath, cpath.data, cpath.len) || dup_into(&s->user, rec->user) ||
-		    dup_into(&s->workdir, rec->workdir) || dup_into(&s->host_key, rec->host_key))
+		    dup_into(&s->workdir, rec->workdir) || dup_into(&s->host_key, rec->host_key)) {
 			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+			if (!s->cpath.data || !s->user || !s->workdir || !s->host_key)
+				sandbox_drop(sv, (size_t)(s - sv->sbx), "out of memory");
+			buf_release(&cpath);
+			break;
+		}
 		s->port = rec->port;
 		s->key_version = a->cur.version;
 		buf_release(&cpath);
