@@ -20,22 +20,17 @@ shift $((OPTIND - 1))
 . "$(dirname "$0")/../tests/lib.sh"
 . "$REPO_ROOT/tests/testbed.sh"
 . "$REPO_ROOT/tests/sshbox-env.sh"
+. "$REPO_ROOT/bench/lib.sh"
 
 command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (apt-get install hyperfine)'
 
 test_expect_success 'test bed: Redis, a sandbox with the no-op stub, the supervisor' '
 	tb_ensure_user &&
 	tb_start_redis &&
-	tb_start_sandbox a 127.0.0.2 &&
 	sb_env_init &&
 	sb_account_key &&
-	tb_authorize_key a "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
-	"$SSHBOX" sandbox add --account acme --host 127.0.0.2 --port "$TB_A_PORT" --user "$TB_A_USER" \
-		--workdir "$TB_A_WORKDIR" --slots 4 --claude "$REPO_ROOT/tests/data/stub-claude-noop" \
-		--host-key "$TB_A_HOSTKEY" >/dev/null &&
-	{ "$SSHBOX" supervise 2>sv.log & } &&
-	test_atexit "kill $! 2>/dev/null; sleep 0.5" &&
-	test_wait_for "ssh -F \"$SSHBOX_STATE_DIR/ssh_config\" -O check sbx-acme-127.0.0.2 2>/dev/null" 15 &&
+	bench_sandbox a 127.0.0.2 "$REPO_ROOT/tests/data/stub-claude-noop" 4 &&
+	bench_supervise 1 &&
 	printf "{\"account\":\"acme\",\"prompt\":\"noop\"}\n" >noop.json &&
 	"$SSHBOX" run <noop.json >check.ndjson &&
 	test "$(sb_result_field check.ndjson status)" = succeeded

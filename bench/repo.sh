@@ -36,6 +36,7 @@ case $link in 0|[0-9]*:[0-9]*) ;; *) echo "bench/repo.sh: -l wants RTT_MS:MBIT o
 . "$REPO_ROOT/tests/testbed.sh"
 . "$REPO_ROOT/tests/sshbox-env.sh"
 . "$REPO_ROOT/tests/gitrepos.sh"
+. "$REPO_ROOT/bench/lib.sh"
 
 NOOP=$REPO_ROOT/tests/data/stub-claude-noop
 
@@ -62,13 +63,9 @@ bench_job() {
 test_expect_success 'test bed: Redis, a sandbox, the git server and the repository' '
 	tb_ensure_user &&
 	tb_start_redis &&
-	tb_start_sandbox a 127.0.0.2 &&
 	sb_env_init &&
 	sb_account_key &&
-	tb_authorize_key a "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
-	"$SSHBOX" sandbox add --account "$SB_ACCOUNT" --host "$TB_A_HOST" --port "$TB_A_PORT" \
-		--user "$TB_A_USER" --workdir "$TB_A_WORKDIR" --slots 1 --claude "$NOOP" \
-		--host-key "$TB_A_HOSTKEY" >/dev/null &&
+	bench_sandbox a 127.0.0.2 "$NOOP" &&
 	gs_start &&
 	gs_make_repo big "$commits" "$bytes" &&
 	git -C "$GS_ROOT/big.git" count-objects -vH >size &&

@@ -24,6 +24,7 @@ shift $((OPTIND - 1))
 . "$(dirname "$0")/../tests/lib.sh"
 . "$REPO_ROOT/tests/testbed.sh"
 . "$REPO_ROOT/tests/sshbox-env.sh"
+. "$REPO_ROOT/bench/lib.sh"
 
 STUB=$REPO_ROOT/tests/data/stub-claude-sleep
 NAMES=()
@@ -34,12 +35,7 @@ test_expect_success "test bed: $nsbx sandboxes x $slots slots, the supervisor" '
 	sb_env_init &&
 	sb_account_key &&
 	for i in $(seq "$nsbx"); do
-		n=s$i &&
-		tb_start_sandbox $n 127.0.0.$((i + 1)) &&
-		tb_authorize_key $n "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
-		"$SSHBOX" sandbox add --account acme --host "$(tb_sbx_var $n HOST)" --port "$(tb_sbx_var $n PORT)" \
-			--user "$(tb_sbx_var $n USER)" --workdir "$(tb_sbx_var $n WORKDIR)" --slots "$slots" \
-			--claude "$STUB" --host-key "$(tb_sbx_var $n HOSTKEY)" >/dev/null || return 1
+		bench_sandbox s$i 127.0.0.$((i + 1)) "$STUB" "$slots" || return 1
 	done &&
 	printf "%s\n" "health_interval_s = 5" >>"$SSHBOX_CONFIG" &&
 	{ /usr/bin/time -f %M -o sv.rss "$SSHBOX" supervise 2>sv.log & } &&

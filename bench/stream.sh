@@ -20,22 +20,17 @@ shift $((OPTIND - 1))
 . "$(dirname "$0")/../tests/lib.sh"
 . "$REPO_ROOT/tests/testbed.sh"
 . "$REPO_ROOT/tests/sshbox-env.sh"
+. "$REPO_ROOT/bench/lib.sh"
 
 command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (apt-get install hyperfine)'
 
 test_expect_success "test bed, the supervisor, a $mb MB stream-json file" '
 	tb_ensure_user &&
 	tb_start_redis &&
-	tb_start_sandbox a 127.0.0.2 &&
 	sb_env_init &&
 	sb_account_key &&
-	tb_authorize_key a "$TEST_DIR/key-$SB_ACCOUNT.pub" &&
-	"$SSHBOX" sandbox add --account acme --host 127.0.0.2 --port "$TB_A_PORT" --user "$TB_A_USER" \
-		--workdir "$TB_A_WORKDIR" --claude "$REPO_ROOT/tests/data/stub-claude-fault" \
-		--host-key "$TB_A_HOSTKEY" >/dev/null &&
-	{ "$SSHBOX" supervise 2>sv.log & } &&
-	test_atexit "kill $! 2>/dev/null; sleep 0.5" &&
-	test_wait_for "ssh -F \"$SSHBOX_STATE_DIR/ssh_config\" -O check sbx-acme-127.0.0.2 2>/dev/null" 15 &&
+	bench_sandbox a 127.0.0.2 "$REPO_ROOT/tests/data/stub-claude-fault" &&
+	bench_supervise 1 &&
 	/usr/bin/python3 - "$REPO_ROOT/tests/data/sample-stream.jsonl" stream.jsonl "$mb" <<-PY &&
 	import sys
 	lines = [l for l in open(sys.argv[1], "rb") if l.strip()]
