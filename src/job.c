@@ -45,6 +45,7 @@ enum stop_reason {
 	STOP_NONE, STOP_SIGINT, STOP_SIGTERM, STOP_TIMEOUT, STOP_IDLE, STOP_LEASE, STOP_RESULT_GRACE,
 	STOP_CONSUMER,   /* nobody reads our stdout any more */
 	STOP_INTERNAL,
+	STOP_NOBEGIN,    /* the session never started the remote script */
 };
 
 struct job {
@@ -374,6 +375,10 @@ static int setup_transport(struct job *j, struct sb_error *e)
 		j->target.agent_sock = j->agent_sock.data;
 	if (check_signal(j))
 		return SB_ERR_CANCELLED;
+	/* the supervisor checked this master a moment ago: no -O check of our
+	 * own (a master wedged since then is caught by the begin deadline) */
+	if (ssh_master_vouched(&j->target, (int64_t)j->cfg->health_interval_s * 2000 + 2000))
+		return 0;
 	r = ssh_master_ensure(&j->target, e);
 	if (!r && check_signal(j))
 		return SB_ERR_CANCELLED;
@@ -736,6 +741,14 @@ static void begin_stop(struct job *j, enum stop_reason why)
 	}
 }
 
+/* The remote script's first line comes within moments of the session
+ * opening; a session that shows nothing for the connect timeout plus a
+ * margin rides a wedged master or a hung sshd. */
+static int64_t begin_deadline(const struct job *j)
+{
+	return j->session_t0 + (int64_t)j->cfg->ssh_connect_timeout_s * 1000 + 10000;
+}
+
 static void renew_lease(struct job *j, int64_t now)
 {
 	struct sb_error e = SB_ERROR_INIT;
@@ -800,7 +813,9 @@ static void run_loop(struct job *j)
 		if (events_pending(j->ev) > EVENTS_HIGH_WATER)
 			j->last_output = now;
 		if (!j->stop_at) {
-			if (now >= timeout_at)
+			if (!j->begun && now >= begin_deadline(j))
+				begin_stop(j, STOP_NOBEGIN);
+			else if (now >= timeout_at)
 				begin_stop(j, STOP_TIMEOUT);
 			else if (now - j->last_output >= idle_ms)
 				begin_stop(j, STOP_IDLE);
@@ -837,6 +852,8 @@ static void run_loop(struct job *j)
 		if (events_pending(j->ev) && !j->ev->broken) { p[np].fd = j->ev->fd; p[np].events = POLLOUT; np++; }
 		next = min64(j->next_heartbeat, j->next_renew);
 		if (!j->stop_at) {
+			if (!j->begun)
+				next = min64(next, begin_deadline(j));
 			next = min64(next, timeout_at);
 			next = min64(next, j->last_output + idle_ms);
 			next = min64(next, j->lock.deadline_ms);
@@ -946,6 +963,16 @@ static int finish(struct job *j)
 				   "the reader of the event stream went away: stopped the job");
 	if (j->stop == STOP_INTERNAL)
 		return emit_result(j, "error", SB_EXIT_SOFTWARE, "out of memory while starting the stream");
+	if (j->stop == STOP_NOBEGIN) {
+		struct sb_error ignored = SB_ERROR_INIT;
+		int alive = 0;
+
+		/* a master that does not answer is unlinked and killed here */
+		(void)ssh_master_check(&j->target, &alive, &ignored);
+		snprintf(msg, sizeof(msg), "sandbox '%s' did not start the job within %lld s of the session opening",
+			 j->sbx.host, (long long)(begin_deadline(j) - j->session_t0) / 1000);
+		return emit_result(j, "error", SB_EXIT_TEMPFAIL, msg);
+	}
 	if (j->stop == STOP_TIMEOUT) {
 		snprintf(msg, sizeof(msg), "the job ran longer than timeout_s (%d s)", j->spec->timeout_s);
 		return emit_result(j, "timeout", SB_EXIT_TIMEOUT, msg);

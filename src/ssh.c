@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -290,4 +292,42 @@ int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t
 		return sb_error_set(e, SB_ERR_TRANSPORT, "cannot reach sandbox '%s' (ssh exited with status 255)",
 				    t->host);
 	return r;
+}
+
+/* <state>/lock/<digest>.ok: touched by the supervisor after each check of
+ * the master at that ControlPath that passed. */
+static void ok_file(const struct ssh_target *t, struct buf *out)
+{
+	paths_lock(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, out);
+	(void)buf_puts(out, ".ok");
+}
+
+void ssh_master_vouch(const struct ssh_target *t, int ok)
+{
+	struct buf p = BUF_INIT;
+
+	ok_file(t, &p);
+	if (ok)
+		(void)fs_write_atomic(p.data, "", 0, 0600, NULL);
+	else
+		(void)unlink(p.data);
+	buf_release(&p);
+}
+
+int ssh_master_vouched(const struct ssh_target *t, int64_t max_age_ms)
+{
+	struct buf p = BUF_INIT;
+	struct stat st;
+	struct timespec now;
+	int64_t age;
+	int ok = 0;
+
+	ok_file(t, &p);
+	if (stat(p.data, &st) == 0 && access(t->control_path, F_OK) == 0 &&
+	    clock_gettime(CLOCK_REALTIME, &now) == 0) {
+		age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000 + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+		ok = age >= 0 && age <= max_age_ms;
+	}
+	buf_release(&p);
+	return ok;
 }

@@ -40,6 +40,11 @@ int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e);
 /* The same with its own ControlPersist: seconds, or < 0 for "yes" (the
  * supervisor's masters live until it stops them). */
 int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *e);
+/* The supervisor vouches for a master it has just checked (ok = 1), or
+ * withdraws (ok = 0); a job may then skip its own -O check while the
+ * vouch is younger than max_age_ms and the socket is there. */
+void ssh_master_vouch(const struct ssh_target *t, int ok);
+int ssh_master_vouched(const struct ssh_target *t, int64_t max_age_ms);
 /* `ssh -O stop`: the master takes no new sessions and exits when its last
  * one ends (never `-O exit`, which would cut running jobs). */
 int ssh_master_stop(const struct ssh_target *t, struct sb_error *e);

@@ -281,6 +281,7 @@ static void master_stop(struct sv *sv, struct sv_sandbox *s, const char *cpath, 
 	struct sb_error e = SB_ERROR_INIT;
 
 	target_of(sv, s, cpath, &t);
+	ssh_master_vouch(&t, 0);
 	if (ssh_master_stop(&t, &e) != 0)
 		log_warn("sandbox '%s' of account '%s': %s", s->host, s->account, e.msg);
 	else
@@ -468,9 +469,11 @@ static void check_sandbox(struct sv *sv, struct sv_sandbox *s)
 		/* a master that answers -O check but carries no session is wedged */
 		if (alive)
 			master_stop(sv, s, s->cpath.data, "its check session failed");
+		ssh_master_vouch(&t, 0);
 		publish_health(sv, s, 0, e.msg);
 		return;
 	}
+	ssh_master_vouch(&t, 1);
 	s->master = 1;
 	s->backoff_ms = 0;
 	s->next_check = clock_now_ms() + (int64_t)sv->cfg->health_interval_s * 1000;

@@ -240,6 +240,33 @@ test_expect_success 'a SIGKILLed supervisor: its agent dies with it; the next on
 	test_wait_for "test -z \"\$(ours)\"" 5
 '
 
+# With the supervisor vouching for a master a job skips its own -O check;
+# a master wedged since the supervisor's last check is then caught by the
+# job's begin deadline (connect timeout + 10 s), which kills it.
+test_expect_success 'a master wedged after the supervisor vouched for it: the job ends 75 at its begin deadline, the master is killed' '
+	sv_start &&
+	test_wait_for "master_up $ALIAS_A" 10 &&
+	cp "$SSHBOX_CONFIG" conf.good &&
+	sed -i "s/^health_interval_s = .*/health_interval_s = 60/" "$SSHBOX_CONFIG" &&
+	kill -HUP "$SV_PID" &&
+	test_wait_for "grep -q \"info: configuration reloaded\" sv.log" 5 &&
+	sleep 2 &&
+	for m in $(ls "$SSHBOX_STATE_DIR/cm" | grep -v "\."); do
+		test -e "$SSHBOX_STATE_DIR/lock/$m.ok" || return 1
+	done &&
+	ssh -F "$SSHBOX_STATE_DIR/ssh_config" -O check "$ALIAS_A" 2>check.out &&
+	mpid=$(tr -d "\r" <check.out | sed -n "s/^Master running (pid=\([0-9]*\))\$/\1/p") &&
+	kill -STOP "$mpid" &&
+	printf "{\"account\":\"acme\",\"job_id\":\"wedge-1\",\"prompt\":\"p\",\"sandbox\":\"$HOST_A\",\"wait_s\":5}\n" >wedge.json &&
+	{ SSHBOX_SSH_CONNECT_TIMEOUT_S=2 "$SSHBOX" run <wedge.json >wedge.ndjson 2>wedge.err; echo $? >wedge.rc; } &&
+	test "$(cat wedge.rc)" = 75 &&
+	grep -q "\"error\":\"sandbox .$HOST_A. did not start the job within 12 s of the session opening\"" wedge.ndjson &&
+	test_wait_for "! kill -0 $mpid 2>/dev/null" 5 &&
+	cp conf.good "$SSHBOX_CONFIG" &&
+	kill -HUP "$SV_PID" &&
+	sv_stop
+'
+
 test_expect_success 'a second supervisor on the same state dir is refused' '
 	sv_start &&
 	test_wait_for "master_up $ALIAS_A" 10 &&
