@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/stream.sh — forwarding Claude Code's output: `sshbox run` of a job
 # whose CLI prints a 200 MB stream-json file (the lines of
-# tests/data/sample-stream.jsonl, repeated), against `ssh <alias> cat` of
+# tests/data/sample-stream.jsonl but its result line, repeated; the stub
+# prints one result at the end, as the real CLI does), against `ssh <alias> cat` of
 # the same file through the same master.  Both write to /dev/null; the
 # medians of a few runs give MB/s and their ratio.
 #
@@ -33,7 +34,8 @@ test_expect_success "test bed, the supervisor, a $mb MB stream-json file" '
 	bench_supervise 1 &&
 	/usr/bin/python3 - "$REPO_ROOT/tests/data/sample-stream.jsonl" stream.jsonl "$mb" <<-PY &&
 	import sys
-	lines = [l for l in open(sys.argv[1], "rb") if l.strip()]
+	# as in a real stream, one result line: the stub prints it after the file
+	lines = [l for l in open(sys.argv[1], "rb") if l.strip() and not l.startswith(b"{\x22type\x22:\x22result")]
 	want, n = int(sys.argv[3]) * 1000 * 1000, 0
 	with open(sys.argv[2], "wb") as f:
 	    while n < want:
