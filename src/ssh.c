@@ -65,12 +65,13 @@ static int control_op(const struct ssh_target *t, const char *op, struct buf *er
 	return r;
 }
 
-/* <state>/lock/<digest>.pid: the pid of the master we opened at that
- * ControlPath (ssh -f forks, so only -O check can tell it). */
-static void pid_file(const struct ssh_target *t, struct buf *out)
+/* <state>/lock/<digest><suffix>: the files that go with the master at a
+ * ControlPath — .lock (opening it), .pid (the pid of the master we opened:
+ * ssh -f forks, so only -O check can tell it), .ok (the supervisor's vouch). */
+static int master_file(const struct ssh_target *t, const char *suffix, struct buf *out)
 {
 	paths_lock(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, out);
-	(void)buf_puts(out, ".pid");
+	return buf_puts(out, suffix);
 }
 
 static void record_master_pid(const struct ssh_target *t)
@@ -86,7 +87,7 @@ static void record_master_pid(const struct ssh_target *t)
 		char line[32];
 		int n = snprintf(line, sizeof(line), "%ld\n", pid);
 
-		pid_file(t, &pf);
+		(void)master_file(t, ".pid", &pf);
 		if (pid > 0)
 			(void)fs_write_atomic(pf.data, line, (size_t)n, 0600, NULL);
 	}
@@ -105,7 +106,7 @@ static void kill_wedged_master(const struct ssh_target *t)
 	int has_path = 0, is_master = 0;
 	long pid;
 
-	pid_file(t, &pf);
+	(void)master_file(t, ".pid", &pf);
 	if (fs_read_file(pf.data, &pidtxt, 64, NULL) != 0 || (pid = strtol(buf_cstr(&pidtxt), NULL, 10)) <= 0)
 		goto out;
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
@@ -211,8 +212,7 @@ int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *
 
 	if ((r = ssh_master_check(t, &alive, e)) != 0 || alive)
 		return r;
-	paths_lock(t->cfg->state_dir, digest, &lockp);
-	if (buf_puts(&lockp, ".lock") < 0)
+	if (master_file(t, ".lock", &lockp) < 0)
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	fd = fs_lock(lockp.data, timeout, e);
 	if (fd < 0) {
@@ -296,20 +296,20 @@ int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t
 
 /* <state>/lock/<digest>.ok: touched by the supervisor after each check of
  * the master at that ControlPath that passed. */
-static void ok_file(const struct ssh_target *t, struct buf *out)
-{
-	paths_lock(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, out);
-	(void)buf_puts(out, ".ok");
-}
-
 void ssh_master_vouch(const struct ssh_target *t, int ok)
 {
 	struct buf p = BUF_INIT;
 
-	ok_file(t, &p);
-	if (ok)
-		(void)fs_write_atomic(p.data, "", 0, 0600, NULL);
-	else
+	(void)master_file(t, ".ok", &p);
+	if (ok) {
+		/* a touch: only the time matters, and nothing needs syncing */
+		int fd = open(p.data, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (fd >= 0) {
+			(void)futimens(fd, NULL);
+			close(fd);
+		}
+	} else
 		(void)unlink(p.data);
 	buf_release(&p);
 }
@@ -322,7 +322,7 @@ int ssh_master_vouched(const struct ssh_target *t, int64_t max_age_ms)
 	int64_t age;
 	int ok = 0;
 
-	ok_file(t, &p);
+	(void)master_file(t, ".ok", &p);
 	if (stat(p.data, &st) == 0 && access(t->control_path, F_OK) == 0 &&
 	    clock_gettime(CLOCK_REALTIME, &now) == 0) {
 		age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000 + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
