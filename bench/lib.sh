@@ -25,3 +25,14 @@ bench_supervise() {
 	test_atexit "kill $! 2>/dev/null; sleep 0.5" &&
 	test_wait_for "test \$(grep -c \"master up\" sv.log) -ge $1" 60
 }
+
+#   bench_summary BENCH WHAT VALUE UNIT BASELINE RATIO GOAL
+#       add one row to the table bench/run prints at the end (the file
+#       $BENCH_SUMMARY, tab-separated; nothing when run alone): VALUE is
+#       sshbox's figure, BASELINE what it is measured against in the same
+#       run, RATIO the ratio the goal is stated in, GOAL e.g. "<= 1.3" or
+#       ">= 0.9" ("-" when there is none)
+bench_summary() {
+	[ -n "${BENCH_SUMMARY-}" ] || return 0
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_SUMMARY"
+}

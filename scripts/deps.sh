@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/deps.sh build|test|demo — install the Debian packages this mode
+# scripts/deps.sh build|test|demo|bench — install the Debian packages this mode
 # needs that are missing, and nothing else.
 #
 # Quiet when everything is there.  `apt-get update` runs at most once, and
@@ -15,9 +15,9 @@ set -eu
 me=scripts/deps.sh
 mode=${1-}
 case $mode in
-build|test|demo) ;;
+build|test|demo|bench) ;;
 *)
-	echo "usage: $me build|test|demo" >&2
+	echo "usage: $me build|test|demo|bench" >&2
 	exit 2
 	;;
 esac
@@ -28,6 +28,10 @@ if [ "$mode" != build ]; then
 	       python3-cryptography supervisor procps psmisc iproute2
 	       ca-certificates curl util-linux coreutils time valgrind shellcheck
 	       clang libclang-rt-14-dev)
+fi
+# bench: the test bed plus the measuring tools and the peer (`ansible -m raw`)
+if [ "$mode" = bench ]; then
+	pkgs+=(hyperfine ansible-core)
 fi
 
 # "install ok installed" or "hold ok installed"; a Multi-Arch package prints
