@@ -338,8 +338,6 @@ static const char check_body[] =
 	"    printf '%s|%s|ok|%s\\n' \"$n\" \"$q\" \"$v\"; else printf '%s|%s|missing|\\n' \"$n\" \"$q\"; fi; }\n"
 	"item bash 1 bash --version\n"
 	"item flock 1 flock --version\n"
-	"item setsid 1 setsid --version\n"
-	"item timeout 1 timeout --version\n"
 	"item git 1 git --version\n"
 	"item git-lfs 1 git-lfs version\n"
 	"item node 1 node --version\n"
@@ -360,8 +358,6 @@ static const char *check_fix(const char *name, const struct sandbox_rec *s)
 	static const struct { const char *name, *fix; } t[] = {
 		{ "bash", "apt-get install bash" },
 		{ "flock", "apt-get install util-linux" },
-		{ "setsid", "apt-get install util-linux" },
-		{ "timeout", "apt-get install coreutils" },
 		{ "git", "apt-get install git" },
 		{ "git-lfs", "apt-get install git-lfs && git lfs install --system" },
 		{ "node", "apt-get install nodejs (Claude Code needs Node.js 18 or later)" },

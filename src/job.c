@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include "agent.h"
 #include "child.h"
 #include "clock.h"
+#include "digest.h"
 #include "fernet.h"
 #include "json.h"
 #include "keys.h"
@@ -451,7 +451,7 @@ static int start_session(struct job *j, struct sb_error *e)
 	char name[160];
 	int r, i;
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+	if (random_bytes(rnd, sizeof(rnd)) != 0)
 		return sb_error_set(e, SB_ERR_INTERNAL, "no randomness for the job nonce");
 	for (i = 0; i < 16; i++)
 		snprintf(j->nonce + 2 * i, 3, "%02x", rnd[i]);
@@ -593,26 +593,6 @@ static void emit_line(struct job *j, const char *type, const char *line, size_t 
 	events_end(j->ev, e);
 }
 
-/* A line from the sandbox whose "type" starts with "sshbox." would pass for
- * one of our events (a second sshbox.result): it is wrapped instead. */
-static int claims_sshbox_type(const char *line, size_t len)
-{
-	struct json_doc doc = JSON_DOC_INIT;
-	struct buf type = BUF_INIT;
-	int t, forged = 0;
-
-	if (!memmem(line, len, "sshbox.", 7))
-		return 0;
-	if (json_parse_object(&doc, line, len, 1 << 20, NULL) != 0)
-		return 1;
-	t = json_object_get(&doc, JSON_ROOT, "type");
-	if (t >= 0 && json_type(&doc, t) == JSON_STRING && json_get_string(&doc, t, &type) == 0)
-		forged = strncmp(buf_cstr(&type), "sshbox.", 7) == 0;
-	buf_release(&type);
-	json_doc_release(&doc);
-	return forged;
-}
-
 static void on_stdout_line(void *ctx, const char *line, size_t len)
 {
 	struct job *j = ctx;
@@ -624,11 +604,19 @@ static void on_stdout_line(void *ctx, const char *line, size_t len)
 	}
 	if (len == 0 || marker(j, line, len))
 		return;
-	if (json_validate(line, len, JSON_MODE_OBJECT, NULL) == 0 && !claims_sshbox_type(line, len)) {
+	/* one pass over the line; one whose "type" starts with "sshbox."
+	 * would pass for one of our events (a second sshbox.result): wrapped */
+	switch (json_classify_line(line, len)) {
+	case JSON_LINE_RESULT:
 		events_forward(j->ev, line, len);
-		if (len > 10 && memmem(line, len, "\"result\"", 8))
-			note_result_line(j, line, len);
+		note_result_line(j, line, len);
 		return;
+	case JSON_LINE_OBJECT:
+		events_forward(j->ev, line, len);
+		return;
+	case JSON_LINE_SSHBOX:
+	case JSON_LINE_INVALID:
+		break;
 	}
 	emit_line(j, "sshbox.stdout", line, len);
 }
@@ -898,7 +886,6 @@ static const char *why_sentence(const char *why)
 		{ "workdir", "cannot create the job's directories under the sandbox workdir" },
 		{ "jobdir", "cannot create the job directory on the sandbox" },
 		{ "claude-missing", "the Claude Code executable was not found on the sandbox" },
-		{ "tools-missing", "setsid or timeout (util-linux, coreutils) is missing on the sandbox" },
 		{ "heartbeat", "the sandbox stopped the job: no heartbeat from sshbox" },
 		{ "eof", "the sandbox stopped the job: the session's input closed early" },
 		{ "busy", "the sandbox's slot is still held by a process of an earlier job (flock timed out)" },
@@ -988,6 +975,12 @@ static int finish(struct job *j)
 			return emit_result(j, "succeeded", SB_EXIT_OK, NULL);
 		return emit_result(j, "failed", SB_EXIT_FAILED, NULL);
 	}
+	if (j->ended && strcmp(j->end_why, "timeout") == 0) {
+		/* the sandbox's backstop: only when our own timer could not act */
+		snprintf(msg, sizeof(msg), "the sandbox stopped the job: it ran past timeout_s (%d s) + 30 s",
+			 j->spec->timeout_s);
+		return emit_result(j, "timeout", SB_EXIT_TIMEOUT, msg);
+	}
 	if (j->ended && strcmp(j->end_why, "unknown-ref") == 0) {
 		snprintf(msg, sizeof(msg), "unknown ref '%s' in repository '%s'", j->spec->repo_ref ? j->spec->repo_ref : "",
 			 j->spec->repo_url ? j->spec->repo_url : "");
@@ -1014,7 +1007,7 @@ static int finish(struct job *j)
 		return emit_result(j, "error", SB_EXIT_TEMPFAIL, msg);
 	}
 	snprintf(msg, sizeof(msg), "the remote job script on sandbox '%s' ended with status %d before finishing%s",
-		 j->sbx.host, ssh_rc, ssh_rc >= 97 && ssh_rc <= 99 ? " (is /bin/bash with GNU coreutils on the sandbox?)" : "");
+		 j->sbx.host, ssh_rc, ssh_rc >= 97 && ssh_rc <= 99 ? " (is /bin/bash 4.1 or later on the sandbox?)" : "");
 	return emit_result(j, "error", SB_EXIT_FAILED, msg);
 }
 

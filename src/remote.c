@@ -5,11 +5,13 @@
 
 #include "err.h"
 
-/* Reads "<len>\n<script>" byte-exactly (bash's read is byte-wise on pipes,
- * head -c reads no more than asked) and evaluates the script. */
+/* Reads "<len>\n<script>" byte-exactly and evaluates the script.  bash's
+ * read stops at the newline on a pipe, and read -N under LC_ALL=C takes
+ * exactly <len> bytes (no head -c, no $(...): two processes fewer). */
 static const char bootstrap[] =
 	"exec /bin/bash -c 'IFS= read -r n || exit 97; case $n in (*[!0-9]*|\"\") exit 98;; esac; "
-	"s=$(head -c \"$n\") || exit 99; eval \"$s\"'";
+	"sb_boot() { local LC_ALL=C; IFS= read -r -N \"$n\" s && [ \"${#s}\" -eq \"$n\" ]; }; "
+	"sb_boot || exit 99; unset -f sb_boot; eval \"$s\"'";
 
 const char *remote_bootstrap(void)
 {
@@ -33,9 +35,9 @@ int remote_put_blob(struct buf *out, const char *data, size_t len)
 }
 
 /* The job script.  Rules it keeps (notes/openssh.md §2.5, §4.4):
- * - kill first, write afterwards: every marker goes through sb_say, a
- *   throw-away subshell, so a write to a dead session (SIGPIPE) can never
- *   kill the script before it cleaned up; an EXIT trap cleans up anyway;
+ * - kill first, write afterwards: SIGPIPE is ignored, so a write to a dead
+ *   session fails (EPIPE) instead of killing the script before it cleaned
+ *   up; an EXIT trap cleans up anyway.  Claude Code gets SIGPIPE back;
  * - the job's env values exist only in the subshell that execs Claude Code,
  *   never in this shell (a job variable named PATH, IFS or sb_pid must not
  *   change how the watchdog runs); tools are resolved to absolute paths
@@ -44,26 +46,38 @@ int remote_put_blob(struct buf *out, const char *data, size_t len)
  *   or files; the prompt reaches it through a pipe from a builtin printf;
  * - the slot's flock fd is closed for the job: a daemon it leaves behind
  *   must not hold the slot's lock;
+ * - few processes: each fork+exec costs about a millisecond, and a no-op
+ *   job's whole budget is a few of them (bench/dispatch.sh).  Blobs are read
+ *   with `read -N`, markers are builtin printfs, directories are made in one
+ *   mkdir, and no process polls: the script waits for Claude Code while a
+ *   forked watchdog blocks on the session's input;
  * - empty arrays are expanded as ${a[@]+"${a[@]}"} (bash < 4.4 and set -u). */
 static const char script_body[] =
 	"set -u\n"
 	"umask 077\n"
+	"trap '' PIPE\n"
+	/* byte counts: LC_ALL=C makes read -N and ${#} count bytes, not characters */
 	"sb_read() { local n; IFS= read -r n || exit 97; case $n in (*[!0-9]*|\"\") exit 98;; esac\n"
-	"  if [ \"$n\" -gt 0 ]; then REPLY=$(head -c \"$n\"; printf x); REPLY=${REPLY%x}; else REPLY=; fi\n"
-	"  local LC_ALL=C; [ \"${#REPLY}\" -eq \"$n\" ] || exit 99; }\n"
+	"  REPLY=; if [ \"$n\" -gt 0 ]; then local LC_ALL=C; IFS= read -r -N \"$n\" REPLY || exit 99; [ \"${#REPLY}\" -eq \"$n\" ] || exit 99; fi; }\n"
 	"sb_read; sb_prompt=$REPLY\n"
 	"sb_vals=(); for sb_n in ${sb_envnames[@]+\"${sb_envnames[@]}\"}; do sb_read; sb_vals+=(\"$REPLY\"); done\n"
 	"sb_token=; if [ \"$sb_have_token\" = 1 ]; then sb_read; sb_token=$REPLY; fi\n"
-	"sb_say() { ( printf \"$@\" ) 2>/dev/null; }\n"
+	"sb_say() { printf \"$@\" 2>/dev/null; }\n"
 	"sb_say 'sshbox-begin %s\\n' \"$sb_nonce\"\n"
-	"sb_dir=; sb_aux=; sb_pid=\n"
-	"sb_cleanup() { cd / 2>/dev/null; if [ -n \"$sb_dir\" ]; then rm -rf -- \"$sb_dir\" \"$sb_aux\" 2>/dev/null; fi; sb_dir=; }\n"
+	"sb_dir=; sb_aux=; sb_pid=; sb_wd=\n"
+	"sb_cleanup() { cd / 2>/dev/null; if [ -n \"$sb_wd\" ]; then kill -KILL \"$sb_wd\" 2>/dev/null; sb_wd=; fi\n"
+	"  if [ -n \"$sb_dir\" ]; then rm -rf -- \"$sb_dir\" \"$sb_aux\" 2>/dev/null; fi; sb_dir=; }\n"
 	"trap sb_cleanup EXIT\n"
 	"sb_end() { sb_cleanup; sb_say '\\nsshbox-end %s %s %s\\n' \"$sb_nonce\" \"$1\" \"$2\"; exit 0; }\n"
-	"sb_err() { ( echo \"sshbox: $*\" >&2 ); }\n"
+	"sb_err() { echo \"sshbox: $*\" >&2 2>/dev/null; }\n"
 	/* bash >= 5 has the clock built in: no fork on the job's start path */
 	"sb_ms() { if [ -n \"${EPOCHREALTIME-}\" ]; then local t=${EPOCHREALTIME/[.,]/}; REPLY=$((t / 1000)); else REPLY=$(date +%s%3N); fi; }\n"
-	"mkdir -p -- \"$sb_work/jobs\" \"$sb_work/slots\" 2>/dev/null || { sb_err \"cannot create $sb_work/jobs\"; sb_end 1 workdir; }\n"
+	/* command -v without the $(...) fork: an executable file on PATH */
+	"sb_which() { local d IFS=:; case $1 in (*/*) REPLY=$1; [ -f \"$1\" ] && [ -x \"$1\" ]; return;; esac\n"
+	"  set -f; for d in $PATH; do REPLY=${d:-.}/$1; if [ -f \"$REPLY\" ] && [ -x \"$REPLY\" ]; then set +f; return 0; fi; done; set +f; return 1; }\n"
+	"if [ ! -d \"$sb_work/jobs\" ] || [ ! -d \"$sb_work/slots\" ]; then\n"
+	"  mkdir -p -- \"$sb_work/jobs\" \"$sb_work/slots\" 2>/dev/null || { sb_err \"cannot create $sb_work/jobs\"; sb_end 1 workdir; }\n"
+	"fi\n"
 	/* fencing: a lower fence never starts over a higher one */
 	"sb_slotf=$sb_work/slots/$sb_slotkey\n"
 	"exec 8>\"$sb_slotf.lock\" || sb_end 1 workdir\n"
@@ -74,18 +88,22 @@ static const char script_body[] =
 	/* a previous holder of this slot whose lease is gone: stop its group.
 	 * The leader's environment proves it is ours; a dead leader with a
 	 * live group is ours too (a pid is not reused while it names a group). */
-	"if [ -r \"$sb_slotf.pgid\" ]; then read -r sb_old sb_oldf < \"$sb_slotf.pgid\"\n"
+	"if [ -s \"$sb_slotf.pgid\" ]; then read -r sb_old sb_oldf < \"$sb_slotf.pgid\"\n"
 	"  case ${sb_old:-x} in (*[!0-9]*) ;; (*)\n"
 	"    if [ -r /proc/$sb_old/environ ]; then\n"
 	"      if tr '\\0' '\\n' < /proc/$sb_old/environ 2>/dev/null | grep -qx \"SSHBOX_FENCE=$sb_oldf\"; then kill -KILL -- \"-$sb_old\" 2>/dev/null; fi\n"
 	"    else kill -KILL -- \"-$sb_old\" 2>/dev/null; fi;;\n"
 	"  esac; fi\n"
-	"printf '%s\\n' \"$sb_fence\" > \"$sb_slotf.fence.tmp\" && mv -f -- \"$sb_slotf.fence.tmp\" \"$sb_slotf.fence\" || sb_end 1 workdir\n"
+	/* written in place under the flock (no rename: a reader also holds the
+	 * flock); only a crash of the machine could tear it, and that ends
+	 * every older holder as well */
+	"printf '%s\\n' \"$sb_fence\" > \"$sb_slotf.fence\" || sb_end 1 workdir\n"
 	/* Claude Code keeps a transcript (with the prompt) under its config dir
 	 * and scratch files under TMPDIR: both live beside the job dir and go
 	 * with it, unless the job's env chose otherwise. */
 	"sb_dir=$sb_work/jobs/$sb_job; sb_aux=$sb_work/jobs/.$sb_job\n"
-	"rm -rf -- \"$sb_dir\" \"$sb_aux\"; mkdir -- \"$sb_dir\" && mkdir -p -- \"$sb_aux/claude\" \"$sb_aux/tmp\" || sb_end 1 jobdir\n"
+	"if [ -e \"$sb_dir\" ] || [ -L \"$sb_dir\" ] || [ -e \"$sb_aux\" ] || [ -L \"$sb_aux\" ]; then rm -rf -- \"$sb_dir\" \"$sb_aux\"; fi\n"
+	"mkdir -- \"$sb_dir\" \"$sb_aux\" \"$sb_aux/claude\" \"$sb_aux/tmp\" || sb_end 1 jobdir\n"
 	/* the job's env (e.g. GIT_SSL_CAINFO) applies to git too, in a subshell */
 	"sb_assign=(); for sb_i in ${sb_envnames[@]+\"${!sb_envnames[@]}\"}; do sb_assign+=(\"${sb_envnames[$sb_i]}=${sb_vals[$sb_i]}\"); done\n"
 	"if [ -n \"$sb_token\" ]; then sb_assign+=(\"GH_TOKEN=$sb_token\"); fi\n"
@@ -173,41 +191,49 @@ static const char script_body[] =
 	"  sb_ms; sb_say 'sshbox-repo %s %s %s\\n' \"$sb_nonce\" \"$sb_act\" \"$((REPLY - sb_t0))\"\n"
 	"fi\n"
 	"cd -- \"$sb_dir\" || sb_end 1 jobdir\n"
-	"if ! sb_cl=$(command -v -- \"$sb_claude\" 2>/dev/null); then sb_err \"Claude Code executable '$sb_claude' not found on the sandbox\"; sb_end 127 claude-missing; fi\n"
-	"sb_setsid=$(command -v setsid) && sb_tmo=$(command -v timeout) || { sb_err 'setsid or timeout missing on the sandbox'; sb_end 127 tools-missing; }\n"
-	"( set -- \"$sb_setsid\" \"$sb_tmo\" -k 10 \"$sb_timeout\" \"$sb_cl\" -p --output-format stream-json --verbose ${sb_args[@]+\"${sb_args[@]}\"}\n"
+	"if ! sb_which \"$sb_claude\"; then sb_err \"Claude Code executable '$sb_claude' not found on the sandbox\"; sb_end 127 claude-missing; fi; sb_cl=$REPLY\n"
+	/* set -m gives the job a process group of its own (pgid = its pid): the
+	 * watchdog and the slot's next holder stop all of it with one kill */
+	"set -m\n"
+	"( trap - PIPE; set -- \"$sb_cl\" -p --output-format stream-json --verbose ${sb_args[@]+\"${sb_args[@]}\"}\n"
 	"  exec 0< <(printf '%s' \"$sb_prompt\") 8>&-\n"
-	"  unset CLAUDECODE; for sb_v in $(compgen -e); do case $sb_v in (CLAUDE_CODE_*) unset \"$sb_v\";; esac; done\n"
+	"  unset CLAUDECODE; for sb_v in ${!CLAUDE_CODE_@}; do unset \"$sb_v\"; done\n"
 	"  export IS_SANDBOX=1 SSHBOX_JOB=\"$sb_job\" SSHBOX_FENCE=\"$sb_fence\" CLAUDE_CONFIG_DIR=\"$sb_aux/claude\" TMPDIR=\"$sb_aux/tmp\"\n"
 	"  if [ \"${#sb_assign[@]}\" -gt 0 ]; then export -- \"${sb_assign[@]}\"; fi\n"
 	"  exec \"$@\" ) &\n"
 	"sb_pid=$!\n"
+	"set +m\n"
 	"sb_prompt=; sb_vals=(); sb_token=; sb_assign=()\n"
 	"printf '%s %s\\n' \"$sb_pid\" \"$sb_fence\" > \"$sb_slotf.pgid\"\n"
 	"exec 8>&-\n"
 	"sb_say 'sshbox-started %s %s\\n' \"$sb_nonce\" \"$sb_dir\"\n"
-	"sb_last=$SECONDS; sb_why=\n"
-	/* bash's read cannot be woken by the CLI's exit (a trapped SIGCHLD
-	 * waits for it), so it polls: every 20 ms, two builtins and no fork.
-	 * At 100 ms this poll was most of a short job's time (bench/dispatch:
-	 * 150.6 -> 69.7 ms per no-op job). */
-	"while kill -0 \"$sb_pid\" 2>/dev/null; do\n"
-	"  IFS= read -r -t 0.02 sb_l; sb_st=$?\n"
-	"  if [ $sb_st -eq 0 ]; then sb_last=$SECONDS; if [ \"$sb_l\" = cancel ]; then sb_why=cancel; break; fi; continue; fi\n"
-	"  if [ $sb_st -gt 128 ]; then [ $((SECONDS - sb_last)) -le \"$sb_hb\" ] && continue; sb_why=heartbeat; break; fi\n"
-	"  sb_why=eof; break\n"
-	"done\n"
-	"if [ -n \"$sb_why\" ]; then\n"
-	"  kill -TERM -- \"-$sb_pid\" 2>/dev/null\n"
+	/* The watchdog: a fork blocked on the session's input, so the script
+	 * itself can wait for Claude Code and see its exit at once (bash's read
+	 * cannot be woken by a child's exit: a script that read and polled
+	 * every 20 ms ended a no-op job 10 ms late on average).  On `cancel`,
+	 * EOF, half a lease without a heartbeat, or the backstop timeout it
+	 * stops the job's group (TERM, 2 s, KILL) and tells why in its exit
+	 * status, also when the script, done waiting, TERMs it mid-way. */
+	"( sb_end_s=$((SECONDS + sb_timeout)); sb_w=12\n"
+	"  while :; do sb_t=$((sb_end_s - SECONDS)); if [ \"$sb_t\" -le 0 ]; then sb_w=13; break; fi\n"
+	"    if [ \"$sb_t\" -gt \"$sb_hb\" ]; then sb_t=$sb_hb; fi\n"
+	"    IFS= read -r -t \"$sb_t\" sb_l; sb_st=$?\n"
+	"    if [ $sb_st -eq 0 ]; then if [ \"$sb_l\" = cancel ]; then sb_w=10; break; fi; continue; fi\n"
+	"    if [ $sb_st -gt 128 ]; then if [ $SECONDS -lt $sb_end_s ]; then sb_w=11; break; fi; continue; fi\n"
+	"    break\n"
+	"  done\n"
+	"  trap 'exit $sb_w' TERM; kill -TERM -- \"-$sb_pid\" 2>/dev/null\n"
 	"  for sb_k in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- \"-$sb_pid\" 2>/dev/null || break; sleep 0.2; done\n"
-	"  kill -KILL -- \"-$sb_pid\" 2>/dev/null\n"
-	"fi\n"
+	"  kill -KILL -- \"-$sb_pid\" 2>/dev/null; exit $sb_w ) <&0 &\n"
+	"sb_wd=$!\n"
 	"wait \"$sb_pid\"; sb_rc=$?\n"
+	"kill -TERM \"$sb_wd\" 2>/dev/null; wait \"$sb_wd\"; sb_st=$?; sb_wd=\n"
+	"case $sb_st in (10) sb_why=cancel;; (11) sb_why=heartbeat;; (12) sb_why=eof;; (13) sb_why=timeout;; (*) sb_why=exit;; esac\n"
 	"kill -KILL -- \"-$sb_pid\" 2>/dev/null\n"
 	/* forget the slot's group only if it is still ours (a newer holder may
 	 * have killed us and written its own) */
-	"exec 8>\"$sb_slotf.lock\" && flock -w 5 8 && { read -r sb_p sb_f < \"$sb_slotf.pgid\" && [ \"$sb_p $sb_f\" = \"$sb_pid $sb_fence\" ] && rm -f -- \"$sb_slotf.pgid\"; exec 8>&-; }\n"
-	"sb_end \"$sb_rc\" \"${sb_why:-exit}\"\n";
+	"exec 8>\"$sb_slotf.lock\" && flock -w 5 8 && { read -r sb_p sb_f < \"$sb_slotf.pgid\" && [ \"$sb_p $sb_f\" = \"$sb_pid $sb_fence\" ] && : > \"$sb_slotf.pgid\"; exec 8>&-; }\n"
+	"sb_end \"$sb_rc\" \"$sb_why\"\n";
 
 int remote_script(struct buf *out, const struct remote_params *p)
 {

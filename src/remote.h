@@ -11,9 +11,9 @@
  *   sshbox-repo NONCE ACTION MS         repository step done (clone|fetch|reuse)
  *   sshbox-started NONCE DIR            Claude Code started in DIR
  *   sshbox-end NONCE RC WHY             last line; RC = Claude's exit code
- * WHY is one word: exit, eof, cancel, heartbeat, fenced, busy, workdir,
- * jobdir, clone, unknown-ref, checkout, submodules, claude-missing,
- * tools-missing.  docs/remote-protocol.md has the details. */
+ * WHY is one word: exit, eof, cancel, heartbeat, timeout, fenced, busy,
+ * workdir, jobdir, clone, unknown-ref, checkout, submodules, repo-*,
+ * cache-locked, claude-missing.  docs/remote-protocol.md has the details. */
 #ifndef SSHBOX_REMOTE_H
 #define SSHBOX_REMOTE_H
 

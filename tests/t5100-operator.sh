@@ -30,7 +30,7 @@ test_expect_success 'sandbox check: Claude Code found on a (with its version), r
 	sed -n "/^sandbox $HOST_B /,\$p" check.out >b.out &&
 	grep -q "^sandbox $HOST_B (account acme): [0-9] required items\\? missing\$" b.out &&
 	grep -q "^  MISSING  claude           fix: npm install -g @anthropic-ai/claude-code" b.out &&
-	for item in bash flock setsid timeout git git-lfs node npm python3 uv claude curl build-essential workdir disk; do
+	for item in bash flock git git-lfs node npm python3 uv claude curl build-essential workdir disk; do
 		grep -q "^  [A-Za-z]* *$item " b.out || return 1
 	done &&
 	test_must_be_empty_file() { test ! -s "$1"; } &&
