@@ -1,12 +1,12 @@
 #include "jobspec.h"
 
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "buf.h"
+#include "digest.h"
 #include "json.h"
 #include "secret.h"
 #include "validate.h"
@@ -268,7 +268,7 @@ int jobspec_parse(struct jobspec *s, const char *json, size_t len, const struct 
 		unsigned char rnd[8];
 		char id[32];
 		int i;
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		if (random_bytes(rnd, sizeof(rnd)) != 0) {
 			r = sb_error_set(e, SB_ERR_INTERNAL, "no randomness for a job_id");
 			goto out;
 		}

@@ -8,7 +8,6 @@
 #include <strings.h>
 #include <sys/time.h>
 
-#include <openssl/evp.h>
 
 #include "secret.h"
 #include "validate.h"
@@ -628,24 +627,6 @@ int kv_cmd(struct kv *kv, redisReply **reply, struct sb_error *e, const char *ar
 	return kv_cmdv(kv, reply, e, argc, argv, NULL);
 }
 
-static int script_sha(struct kv_script *s, struct sb_error *e)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-	static const char hex[] = "0123456789abcdef";
-
-	if (s->sha[0])
-		return 0;
-	if (!EVP_Digest(s->lua, strlen(s->lua), md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-		return sb_error_set(e, SB_ERR_INTERNAL, "cannot compute SHA1 of script %s", s->name);
-	for (i = 0; i < 20; i++) {
-		s->sha[2 * i] = hex[md[i] >> 4];
-		s->sha[2 * i + 1] = hex[md[i] & 15];
-	}
-	s->sha[40] = '\0';
-	return 0;
-}
-
 int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct sb_error *e,
 	    int nkeys, const char **keys, int nargs, const char **args)
 {
@@ -659,9 +640,6 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
 		*reply = NULL;
 	if (!kv || !script || nkeys < 0 || nargs < 0 || nkeys > 100000 || nargs > 100000)
 		return sb_error_set(e, SB_ERR_INTERNAL, "kv_eval: bad arguments");
-	rc = script_sha(script, e);
-	if (rc)
-		return rc;
 	argc = 3 + nkeys + nargs;
 	argv = calloc((size_t)argc, sizeof(*argv));
 	lens = calloc((size_t)argc, sizeof(*lens));
@@ -670,8 +648,8 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
 		goto out;
 	}
 	snprintf(nk, sizeof(nk), "%d", nkeys);
-	argv[0] = "EVALSHA";
-	argv[1] = script->sha;
+	argv[0] = "EVAL";
+	argv[1] = script->lua;
 	argv[2] = nk;
 	for (i = 0; i < nkeys; i++)
 		argv[3 + i] = keys[i];
@@ -683,18 +661,6 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
 	rc = run_argv(kv, argc, argv, lens, what, 1, &r, e);
 	if (rc)
 		goto out;
-	if (r->type == REDIS_REPLY_ERROR && starts_with(r, "NOSCRIPT")) {
-		/* restart, failover or SCRIPT FLUSH: EVAL also reloads the cache */
-		freeReplyObject(r);
-		r = NULL;
-		argv[0] = "EVAL";
-		argv[1] = script->lua;
-		lens[0] = 4;
-		lens[1] = strlen(script->lua);
-		rc = run_argv(kv, argc, argv, lens, what, 1, &r, e);
-		if (rc)
-			goto out;
-	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		rc = error_reply(kv, r, what, e);
 		r = NULL;

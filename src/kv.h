@@ -51,18 +51,19 @@ int kv_cmd(struct kv *kv, redisReply **reply, struct sb_error *e, const char *ar
 int kv_cmdv(struct kv *kv, redisReply **reply, struct sb_error *e, int argc, const char **argv,
 	    const size_t *lens);
 
-/* A Lua script kept in the binary; its SHA1 is computed on first use.
- *   static struct kv_script renew = KV_SCRIPT("lock_renew", "...lua...");
- * Not thread-safe on first use (the sha is filled in lazily). */
+/* A Lua script kept in the binary.
+ *   static struct kv_script renew = KV_SCRIPT("lock_renew", "...lua..."); */
 struct kv_script {
 	const char *name;
 	const char *lua;
-	char sha[41];
 };
-#define KV_SCRIPT(name, lua) { (name), (lua), { 0 } }
+#define KV_SCRIPT(name, lua) { (name), (lua) }
 
-/* EVALSHA, and on a NOSCRIPT error the same call as EVAL (which also loads
- * the script into the server's cache).  Every key goes in keys[]. */
+/* EVAL: the server caches the compiled script by its SHA1 either way.  Not
+ * EVALSHA: that needs the SHA1 here (OpenSSL's first digest costs a short
+ * `sshbox run` 1 ms and 2.4 MB), and a NOSCRIPT after a restart or
+ * failover costs a second round trip; the scripts are under 2 KB.  Every
+ * key goes in keys[]. */
 int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct sb_error *e,
 	    int nkeys, const char **keys, int nargs, const char **args);
 

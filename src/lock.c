@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 
 #include "clock.h"
+#include "digest.h"
 #include "secret.h"
 #include "validate.h"
 
@@ -193,8 +193,8 @@ static int make_token(char out[33], struct sb_error *e)
 	static const char hex[] = "0123456789abcdef";
 	int i;
 
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return sb_error_set(e, SB_ERR_INTERNAL, "cannot draw a random lock token (RAND_bytes failed)");
+	if (random_bytes(raw, sizeof(raw)) != 0)
+		return sb_error_set(e, SB_ERR_INTERNAL, "cannot draw a random lock token (getrandom failed)");
 	for (i = 0; i < 16; i++) {
 		out[2 * i] = hex[raw[i] >> 4];
 		out[2 * i + 1] = hex[raw[i] & 15];

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +54,19 @@ static void ensure_std_fds(void)
 	}
 	if (fd > 2)
 		close(fd);
+}
+
+/* What this process itself used (bench/scale.sh reads it): /usr/bin/time
+ * cannot tell, its peak RSS is the largest of the whole tree, and the ssh
+ * client a job runs is bigger than sshbox. */
+static void log_own_usage(const char *name)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		log_debug("%s: own usage: %ld.%03ld s user, %ld.%03ld s sys, peak RSS %ld KiB", name,
+			  (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec / 1000, (long)ru.ru_stime.tv_sec,
+			  (long)ru.ru_stime.tv_usec / 1000, ru.ru_maxrss);
 }
 
 int main(int argc, char **argv)
@@ -116,5 +130,6 @@ int main(int argc, char **argv)
 	}
 	rc = cmd->fn(&ctx, argc - i, argv + i);
 	config_release(&cfg);
+	log_own_usage(cmd->name);
 	return rc;
 }

@@ -1,10 +1,10 @@
 #include "paths.h"
 
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "digest.h"
 #include "fsutil.h"
 
 static int socket_path(struct buf *out, struct sb_error *e);
@@ -53,10 +53,9 @@ int paths_control(const char *state, const char *account, long long key_version,
 		  const char *host, int port, const char *user, const char *host_key,
 		  struct buf *out, struct sb_error *e)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
+	unsigned char md[SHA256_LEN];
+	unsigned int i;
 	struct buf in = BUF_INIT;
-	int r;
 
 	/* NUL separators: no two tuples can produce the same input */
 	if (buf_printf(&in, "%s%c%lld%c%s%c%d%c%s%c%s", account, 0, key_version, 0, host, 0, port, 0, user,
@@ -64,10 +63,8 @@ int paths_control(const char *state, const char *account, long long key_version,
 		buf_release(&in);
 		return SB_ERR_NOMEM;
 	}
-	r = EVP_Digest(in.data, in.len, md, &mdlen, EVP_sha256(), NULL);
+	sha256(in.data, in.len, md);
 	buf_release(&in);
-	if (r != 1)
-		return sb_error_set(e, SB_ERR_INTERNAL, "sha256 failed");
 	buf_reset(out);
 	if (buf_printf(out, "%s/cm/", state) < 0)
 		return SB_ERR_NOMEM;
@@ -82,13 +79,12 @@ int paths_control(const char *state, const char *account, long long key_version,
 
 int paths_repo_key(const char *account, const char *url, struct buf *out)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
+	unsigned char md[SHA256_LEN];
+	unsigned int i;
 	const char *base, *end = url + strlen(url);
 	int r;
 
-	if (EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL) != 1)
-		return SB_ERR_INTERNAL;
+	sha256(url, strlen(url), md);
 	while (end > url && (end[-1] == '/'))
 		end--;
 	if (end - url > 4 && strncmp(end - 4, ".git", 4) == 0)
