@@ -32,6 +32,15 @@ struct vstate {
 	const char *why;
 };
 
+/* What json_classify_line() needs of the top-level "type" members, noted
+ * during validation so that a stream line is read once. */
+struct vtop {
+	int pending;        /* the last top-level key was "type" */
+	int escaped;        /* a top-level key, or a "type" value, has escapes */
+	int sshbox;         /* a "type" value starts with "sshbox." */
+	int result;         /* a "type" value is "result" */
+};
+
 static inline uint64_t load64(const unsigned char *p)
 {
 	uint64_t v;
@@ -215,8 +224,19 @@ static inline const unsigned char *skip_ws(const unsigned char *p, const unsigne
 	return p;
 }
 
+static void note_type(struct vtop *top, const unsigned char *v, size_t n)
+{
+	top->pending = 0;
+	if (memchr(v, '\\', n))
+		top->escaped = 1;
+	else if (n >= 7 && memcmp(v, "sshbox.", 7) == 0)
+		top->sshbox = 1;
+	else if (n == 6 && memcmp(v, "result", 6) == 0)
+		top->result = 1;
+}
+
 static int validate(const char *s, size_t len, enum json_mode mode, size_t *ntokens,
-		    struct vstate *st)
+		    struct vstate *st, struct vtop *top)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 	unsigned char stack[JSON_MAX_DEPTH];
@@ -254,6 +274,14 @@ value:
 		goto value;
 	case '"':
 		ntok++;
+		if (top && top->pending && depth == 1) {
+			const unsigned char *vs = p + 1;
+
+			if (!(p = scan_string(p + 1, end, st)))
+				return SB_ERR_USAGE;
+			note_type(top, vs, (size_t)(p - 1 - vs));
+			goto after_value;
+		}
 		if (!(p = scan_string(p + 1, end, st)))
 			return SB_ERR_USAGE;
 		goto after_value;
@@ -319,8 +347,17 @@ key:
 		goto fail;
 	}
 	ntok++;
-	if (!(p = scan_string(p + 1, end, st)))
+	if (top && depth == 1) {
+		const unsigned char *ks = p + 1;
+
+		if (!(p = scan_string(p + 1, end, st)))
+			return SB_ERR_USAGE;
+		top->pending = p - 1 - ks == 4 && memcmp(ks, "type", 4) == 0;
+		if (!top->pending && memchr(ks, '\\', (size_t)(p - 1 - ks)))
+			top->escaped = 1;   /* it could spell "type" */
+	} else if (!(p = scan_string(p + 1, end, st))) {
 		return SB_ERR_USAGE;
+	}
 	p = skip_ws(p, end);
 	if (p == end || *p != ':') {
 		st->why = "expected ':'";
@@ -340,10 +377,25 @@ int json_validate(const char *s, size_t len, enum json_mode mode, size_t *ntoken
 {
 	struct vstate st;
 
-	return validate(s, len, mode, ntokens, &st);
+	return validate(s, len, mode, ntokens, &st, NULL);
 }
 
 /* ---- documents ---- */
+
+static enum json_line_kind classify_escaped(const char *s, size_t len);
+
+enum json_line_kind json_classify_line(const char *s, size_t len)
+{
+	struct vstate st;
+	struct vtop top = { 0, 0, 0, 0 };
+
+	if (validate(s, len, JSON_MODE_OBJECT, NULL, &st, &top))
+		return JSON_LINE_INVALID;
+	if (top.escaped)
+		return classify_escaped(s, len);
+	return top.sshbox ? JSON_LINE_SSHBOX : top.result ? JSON_LINE_RESULT : JSON_LINE_OBJECT;
+}
+
 
 void json_doc_release(struct json_doc *doc)
 {
@@ -366,7 +418,7 @@ int json_parse_object(struct json_doc *doc, const char *s, size_t len, size_t ma
 	json_doc_release(doc);
 	if (len > INT_MAX)
 		return sb_error_set(e, SB_ERR_TOOBIG, "JSON document of %zu bytes is too large", len);
-	if (validate(s, len, JSON_MODE_OBJECT, &ntok, &st))
+	if (validate(s, len, JSON_MODE_OBJECT, &ntok, &st, NULL))
 		return sb_error_set(e, SB_ERR_USAGE, "invalid JSON at byte %zu: %s",
 				    (size_t)(st.at - (const unsigned char *)s), st.why);
 	if (ntok > max_tokens)
@@ -1026,4 +1078,34 @@ int json_obj_raw(struct buf *b, const char *key, const char *raw, size_t len)
 	if (json_validate(raw, len, JSON_MODE_ANY, NULL))
 		return SB_ERR_USAGE;
 	return undo(b, old, obj_raw(b, key, raw, len));
+}
+
+/* json_classify_line's rare path: a top-level key or "type" value spelled
+ * with escapes ("\u0074ype"), compared once decoded.  Out of memory is
+ * read as "sshbox." (the line is wrapped, never passed on unchecked). */
+static enum json_line_kind classify_escaped(const char *s, size_t len)
+{
+	struct json_doc doc = JSON_DOC_INIT;
+	struct json_iter it;
+	struct buf type = BUF_INIT;
+	enum json_line_kind kind = JSON_LINE_OBJECT;
+	int k, v;
+
+	if (json_parse_object(&doc, s, len, SIZE_MAX, NULL) != 0)
+		return JSON_LINE_SSHBOX;
+	json_iter_init(&doc, JSON_ROOT, &it);
+	while (kind != JSON_LINE_SSHBOX && json_iter_member(&doc, &it, &k, &v)) {
+		if (!json_string_equals(&doc, k, "type") || json_type(&doc, v) != JSON_STRING)
+			continue;
+		buf_reset(&type);
+		if (json_get_string(&doc, v, &type) != 0)
+			continue;   /* "\u0000" or a lone surrogate: no sshbox type */
+		if (type.len >= 7 && memcmp(type.data, "sshbox.", 7) == 0)
+			kind = JSON_LINE_SSHBOX;
+		else if (strcmp(buf_cstr(&type), "result") == 0)
+			kind = JSON_LINE_RESULT;
+	}
+	buf_release(&type);
+	json_doc_release(&doc);
+	return kind;
 }

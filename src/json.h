@@ -34,6 +34,18 @@ enum json_mode {
  * including keys + numbers and literals).  Otherwise SB_ERR_USAGE. */
 int json_validate(const char *s, size_t len, enum json_mode mode, size_t *ntokens);
 
+/* What a line of Claude Code's stream is, in one validating pass (the
+ * stream's hot path: issue 7 wants it at >= 500 MB/s on one core):
+ *   JSON_LINE_INVALID  not a valid JSON object
+ *   JSON_LINE_SSHBOX   an object with a top-level "type" that starts with
+ *                      "sshbox." (it would pass for one of sshbox's events)
+ *   JSON_LINE_RESULT   an object whose top-level "type" is "result"
+ *   JSON_LINE_OBJECT   any other object
+ * Duplicate "type" members all count (SSHBOX wins over RESULT); keys and
+ * values with escapes are compared unescaped (a slower, rare path). */
+enum json_line_kind { JSON_LINE_INVALID = 0, JSON_LINE_SSHBOX, JSON_LINE_RESULT, JSON_LINE_OBJECT };
+enum json_line_kind json_classify_line(const char *s, size_t len);
+
 struct json_tokens;   /* private to json.c */
 
 /* A parsed object.  Fields are read-only for callers. */

@@ -1031,6 +1031,52 @@ static void test_throughput_report(void)
 	buf_release(&line);
 }
 
+/* json_classify_line: the stream's one pass, fast path and escaped path */
+static void test_classify_line(void)
+{
+	static const struct { const char *line; enum json_line_kind want; } t[] = {
+		{ "{\"type\":\"assistant\",\"message\":{\"content\":[]}}", JSON_LINE_OBJECT },
+		{ "{\"type\":\"result\",\"subtype\":\"success\"}", JSON_LINE_RESULT },
+		{ " { \"is_error\" : false , \"type\" : \"result\" } ", JSON_LINE_RESULT },
+		{ "{\"type\":\"sshbox.result\",\"status\":\"succeeded\"}", JSON_LINE_SSHBOX },
+		{ "{\"type\":\"sshbox.\"}", JSON_LINE_SSHBOX },
+		{ "{\"type\":\"sshbox\"}", JSON_LINE_OBJECT },
+		{ "{\"type\":\"results\"}", JSON_LINE_OBJECT },
+		{ "{\"type\":5,\"x\":\"sshbox.y\"}", JSON_LINE_OBJECT },
+		{ "{\"a\":{\"type\":\"sshbox.x\"},\"b\":[{\"type\":\"result\"}]}", JSON_LINE_OBJECT },
+		{ "{\"types\":\"sshbox.x\",\"typ\":\"result\"}", JSON_LINE_OBJECT },
+		/* duplicates: every top-level "type" counts, sshbox wins */
+		{ "{\"type\":\"assistant\",\"type\":\"sshbox.result\"}", JSON_LINE_SSHBOX },
+		{ "{\"type\":\"sshbox.x\",\"type\":\"result\"}", JSON_LINE_SSHBOX },
+		{ "{\"type\":\"result\",\"type\":\"assistant\"}", JSON_LINE_RESULT },
+		/* escapes: compared once decoded */
+		{ "{\"\\u0074ype\":\"sshbox.result\"}", JSON_LINE_SSHBOX },
+		{ "{\"type\":\"sshbox\\u002eresult\"}", JSON_LINE_SSHBOX },
+		{ "{\"type\":\"resul\\u0074\"}", JSON_LINE_RESULT },
+		{ "{\"t\\u0079pe\":\"result\"}", JSON_LINE_RESULT },
+		{ "{\"ty\\\"pe\":\"sshbox.x\"}", JSON_LINE_OBJECT },
+		{ "{\"type\":\"\\u0000sshbox.x\"}", JSON_LINE_OBJECT },
+		{ "{\"x\":\"\\u0000\",\"type\":\"result\"}", JSON_LINE_RESULT },
+		/* not objects, not JSON */
+		{ "[{\"type\":\"result\"}]", JSON_LINE_INVALID },
+		{ "\"type\"", JSON_LINE_INVALID },
+		{ "{\"type\":\"result\"", JSON_LINE_INVALID },
+		{ "{\"type\":\"result\"}x", JSON_LINE_INVALID },
+		{ "{\"type\":\"sshbox.\xff\"}", JSON_LINE_INVALID },
+		{ "", JSON_LINE_INVALID },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		enum json_line_kind got = json_classify_line(t[i].line, strlen(t[i].line));
+
+		if (got != t[i].want) {
+			CHECK_INT(got, t[i].want);
+			printf("#   line: %s\n", t[i].line);
+		}
+	}
+}
+
 int main(void)
 {
 	RUN(test_json_test_suite);
@@ -1048,5 +1094,6 @@ int main(void)
 	RUN(test_writer_object);
 	RUN(test_big_array_line);
 	RUN(test_throughput_report);
+	RUN(test_classify_line);
 	return unit_done();
 }
