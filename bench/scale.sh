@@ -8,6 +8,10 @@
 #
 #	bench/scale.sh [-j JOBS] [-s SANDBOXES] [-k SLOTS] [-p PARALLEL] [-t SLEEP]
 
+# The harness is sourced at run time; test bodies are single-quoted on purpose
+# (tests/lib.sh evals them), and the variables they use are set out here.
+# shellcheck disable=SC1091,SC2016,SC2034
+
 jobs=200 nsbx=8 slots=4 par=64 sleep_s=1
 while getopts j:s:k:p:t: o; do
 	case $o in
@@ -27,7 +31,6 @@ shift $((OPTIND - 1))
 . "$REPO_ROOT/bench/lib.sh"
 
 STUB=$REPO_ROOT/tests/data/stub-claude-sleep
-NAMES=()
 
 test_expect_success "test bed: $nsbx sandboxes x $slots slots, the supervisor" '
 	tb_ensure_user &&
@@ -67,9 +70,9 @@ test_expect_success "$jobs jobs, $par at a time" '
 test_expect_success 'report' '
 	# supervise itself (time is its parent and writes its RSS when it ends)
 	kill $SVP && { wait $SV; true; } &&
-	/usr/bin/python3 - "$jobs" "$nsbx" "$slots" "$par" "$sleep_s" "$(cat total.ms)" "$(tail -n 1 sv.rss)" <<-PY >&6
+	/usr/bin/python3 - "$jobs" "$nsbx" "$slots" "$par" "$sleep_s" "$(cat total.ms)" "$(tail -n 1 sv.rss)" summary.rows <<-PY >&6 &&
 	import glob, math, sys
-	jobs, nsbx, slots, par, sl, total, svrss = sys.argv[1:8]
+	jobs, nsbx, slots, par, sl, total, svrss, rows = sys.argv[1:9]
 	jobs, nsbx, slots, par, sl, total = int(jobs), int(nsbx), int(slots), int(par), float(sl), int(total)
 	rcs = [open(f).read().strip() for f in glob.glob("run/*.rc")]
 	fails = sum(1 for r in rcs if r != "0")
@@ -83,7 +86,17 @@ test_expect_success 'report' '
 	print("  failures: %d of %d" % (fails, len(rcs)))
 	print("  CPU per job (sshbox run, user+sys): %.1f ms" % (cpu / max(len(rss), 1) * 1000))
 	print("  peak RSS: sshbox run max %d KiB (median %d KiB); sshbox supervise %s KiB (goal <= 4096 for run)" % (max(rss), sorted(rss)[len(rss) // 2], svrss))
+	# the rows of the summary of bench/run, fields as for bench_summary
+	with open(rows, "w") as f:
+	    row = lambda *v: f.write("\t".join(["scale"] + [str(x) for x in v]) + "\n")
+	    row("%d jobs x %g s, %dx%d slots, %d parallel" % (jobs, sl, nsbx, slots, par),
+	        "%.1f" % (total / 1000), "s", "%.1f" % (ideal / 1000), "%.2f" % (total / ideal), "-")
+	    row("failures (of %d jobs)" % len(rcs), fails, "jobs", 0, "-", "-")
+	    row("CPU per job (sshbox run, user+sys)", "%.1f" % (cpu / max(len(rss), 1) * 1000), "ms", "-", "-", "-")
+	    row("peak RSS of sshbox run (max)", max(rss), "KiB", 4096, "%.2f" % (max(rss) / 4096), "<= 1")
+	    row("peak RSS of sshbox supervise", svrss, "KiB", "-", "-", "-")
 	PY
+	{ test -z "${BENCH_SUMMARY-}" || cat summary.rows >>"$BENCH_SUMMARY"; }
 '
 
 test_done
