@@ -126,7 +126,7 @@ static int fernet_encrypt_cmd(struct cmd_ctx *ctx, struct sb_error *e)
 	if (!r)
 		r = buf_putc(&tok, '\n');
 	if (r) {
-		sb_error_set(e, r, "cannot encrypt standard input: %s", sb_err_str(r));
+		sb_error_set(e, r, "cannot encrypt standard input: %s", fernet_strerror(r));
 		goto out;
 	}
 	r = write_all(STDOUT_FILENO, tok.data, tok.len, e);

@@ -125,7 +125,7 @@ static int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *
 	if ((r = keys_inspect(plain.data ? plain.data : "", plain.len, &info, e)) != 0)
 		goto out;
 	if (!o->encrypted && (r = fernet_encrypt(&kr, plain.data, plain.len, &token)) != 0) {
-		sb_error_set(e, r, "cannot encrypt the key");
+		sb_error_set(e, r, "cannot encrypt the key: %s", fernet_strerror(r));
 		goto out;
 	}
 	rec.account = (char *)o->account;

@@ -5,10 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
+#include "digest.h"
+#include "ossl.h"
 #include "secret.h"
 
 #define FERNET_VERSION 0x80
@@ -283,7 +281,7 @@ int fernet_genkey(struct buf *out)
 	unsigned char k[32];
 	int r;
 
-	if (RAND_bytes(k, sizeof(k)) != 1)
+	if (random_bytes(k, sizeof(k)) != 0)
 		return SB_ERR_INTERNAL;
 	r = b64url_encode(k, sizeof(k), out);
 	secret_wipe(k, sizeof(k));
@@ -293,9 +291,10 @@ int fernet_genkey(struct buf *out)
 static int hmac_sha256(const unsigned char key[16], const unsigned char *data, size_t len,
 		       unsigned char mac[FERNET_MAC_LEN])
 {
+	const struct ossl *o = ossl();
 	size_t outlen = 0;
 
-	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, 16, data, len, mac, FERNET_MAC_LEN, &outlen) ||
+	if (!o || !o->EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, 16, data, len, mac, FERNET_MAC_LEN, &outlen) ||
 	    outlen != FERNET_MAC_LEN)
 		return SB_ERR_INTERNAL;
 	return 0;
@@ -325,12 +324,13 @@ int fernet_encrypt_at(const struct fernet_key *k, const void *msg, size_t len, u
 		      const unsigned char iv[16], struct buf *out)
 {
 	static const unsigned char empty[1];
+	const struct ossl *o = ossl();
 	EVP_CIPHER_CTX *c = NULL;
 	unsigned char *raw = NULL;
 	size_t ctlen, rawlen, alloc;
 	int n1 = 0, n2 = 0, r;
 
-	if (!k || !iv || (len && !msg))
+	if (!k || !iv || (len && !msg) || !o)
 		return SB_ERR_INTERNAL;
 	if (len > FERNET_MAX_PLAINTEXT)
 		return SB_ERR_TOOBIG;
@@ -344,13 +344,13 @@ int fernet_encrypt_at(const struct fernet_key *k, const void *msg, size_t len, u
 	put_be64(raw + 1, now);
 	memcpy(raw + 9, iv, 16);
 	r = SB_ERR_NOMEM;
-	c = EVP_CIPHER_CTX_new();
+	c = o->EVP_CIPHER_CTX_new();
 	if (!c)
 		goto out;
 	r = SB_ERR_INTERNAL;
-	if (EVP_EncryptInit_ex(c, EVP_aes_128_cbc(), NULL, k->encryption, iv) != 1 ||
-	    EVP_EncryptUpdate(c, raw + FERNET_HDR_LEN, &n1, len ? msg : empty, (int)len) != 1 ||
-	    EVP_EncryptFinal_ex(c, raw + FERNET_HDR_LEN + n1, &n2) != 1 ||
+	if (o->EVP_EncryptInit_ex(c, o->EVP_aes_128_cbc(), NULL, k->encryption, iv) != 1 ||
+	    o->EVP_EncryptUpdate(c, raw + FERNET_HDR_LEN, &n1, len ? msg : empty, (int)len) != 1 ||
+	    o->EVP_EncryptFinal_ex(c, raw + FERNET_HDR_LEN + n1, &n2) != 1 ||
 	    (size_t)n1 + (size_t)n2 != ctlen)
 		goto out;
 	r = hmac_sha256(k->signing, raw, FERNET_HDR_LEN + ctlen, raw + FERNET_HDR_LEN + ctlen);
@@ -358,7 +358,7 @@ int fernet_encrypt_at(const struct fernet_key *k, const void *msg, size_t len, u
 		goto out;
 	r = b64url_encode(raw, rawlen, out);
 out:
-	EVP_CIPHER_CTX_free(c);   /* cleanses the key schedule */
+	o->EVP_CIPHER_CTX_free(c);   /* cleanses the key schedule */
 	secret_wipe(raw, alloc);
 	free(raw);
 	return r;
@@ -371,7 +371,7 @@ int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len,
 
 	if (!kr || !kr->n)
 		return SB_ERR_USAGE;
-	if (RAND_bytes(iv, sizeof(iv)) != 1)
+	if (random_bytes(iv, sizeof(iv)) != 0)
 		return SB_ERR_INTERNAL;
 	return fernet_encrypt_at(&kr->keys[0], msg, len, now < 0 ? 0 : (uint64_t)now, iv, out);
 }
@@ -379,23 +379,26 @@ int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len,
 static int aes_cbc_decrypt(const unsigned char key[16], const unsigned char iv[16], const unsigned char *ct,
 			   size_t ctlen, unsigned char *pt, size_t *ptlen)
 {
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	const struct ossl *o = ossl();
+	EVP_CIPHER_CTX *c;
 	int n1 = 0, n2 = 0, r = SB_ERR_CRYPTO;
 
-	if (!c)
+	if (!o)
+		return SB_ERR_INTERNAL;
+	if (!(c = o->EVP_CIPHER_CTX_new()))
 		return SB_ERR_NOMEM;
-	if (EVP_DecryptInit_ex(c, EVP_aes_128_cbc(), NULL, key, iv) != 1) {
+	if (o->EVP_DecryptInit_ex(c, o->EVP_aes_128_cbc(), NULL, key, iv) != 1) {
 		r = SB_ERR_INTERNAL;
 		goto out;
 	}
 	/* Final failing is bad PKCS#7 padding: SB_ERR_CRYPTO like every other cause. */
-	if (EVP_DecryptUpdate(c, pt, &n1, ct, (int)ctlen) != 1 ||
-	    EVP_DecryptFinal_ex(c, pt + n1, &n2) != 1)
+	if (o->EVP_DecryptUpdate(c, pt, &n1, ct, (int)ctlen) != 1 ||
+	    o->EVP_DecryptFinal_ex(c, pt + n1, &n2) != 1)
 		goto out;
 	*ptlen = (size_t)n1 + (size_t)n2;
 	r = 0;
 out:
-	EVP_CIPHER_CTX_free(c);
+	o->EVP_CIPHER_CTX_free(c);
 	return r;
 }
 
@@ -450,7 +453,7 @@ static int fernet_open(const struct fernet_keyring *kr, const char *token, size_
 			r = rr;
 			goto out;
 		}
-		if (CRYPTO_memcmp(mac, raw + rawlen - FERNET_MAC_LEN, FERNET_MAC_LEN) != 0)
+		if (secret_memcmp(mac, raw + rawlen - FERNET_MAC_LEN, FERNET_MAC_LEN) != 0)
 			continue;
 		if (!out) {
 			r = 0;
@@ -493,13 +496,18 @@ out:
 	return r;
 }
 
+const char *fernet_strerror(int r)
+{
+	return r == SB_ERR_INTERNAL && !ossl() ? ossl_error() : sb_err_str(r);
+}
+
 static int open_error(struct sb_error *e, int r)
 {
 	if (r == SB_ERR_CRYPTO)
 		return sb_error_set(e, r, "invalid Fernet token");
 	if (r == SB_ERR_TOOBIG)
 		return sb_error_set(e, r, "decrypted Fernet token is larger than %d bytes", FERNET_MAX_PLAINTEXT);
-	return sb_error_set(e, r, "cannot decrypt Fernet token: %s", sb_err_str(r));
+	return sb_error_set(e, r, "cannot decrypt Fernet token: %s", fernet_strerror(r));
 }
 
 int fernet_decrypt_at(const struct fernet_keyring *kr, const char *token, size_t len, int64_t ttl_s,
@@ -534,7 +542,7 @@ int fernet_rotate(const struct fernet_keyring *kr, const char *token, size_t len
 		open_error(e, r);
 		goto out;
 	}
-	if (RAND_bytes(iv, sizeof(iv)) != 1) {
+	if (random_bytes(iv, sizeof(iv)) != 0) {
 		r = sb_error_set(e, SB_ERR_INTERNAL, "cannot rotate Fernet token: no random IV");
 		goto out;
 	}

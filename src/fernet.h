@@ -68,6 +68,10 @@ int fernet_genkey(struct buf *out);
 int fernet_encrypt_at(const struct fernet_key *k, const void *msg, size_t len, uint64_t now,
 		      const unsigned char iv[16], struct buf *out);
 /* First key, time(NULL), RAND_bytes IV. */
+/* What a failure code of these functions means, in words; names the
+ * missing library when libcrypto could not be loaded (ossl.h). */
+const char *fernet_strerror(int r);
+
 int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len, struct buf *out);
 
 /* ttl_s < 0: no time check at all (stored keys).  Otherwise Python's rules:

@@ -1,6 +1,5 @@
 #include "keys.h"
 
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +34,38 @@ static const char *skip_space(const char *p, const char *end)
 	return p;
 }
 
+/* Standard base64 of n bytes (n % 4 == 0, '=' only at the end) into out;
+ * the decoded length, or -1.  Keys are read here without OpenSSL (ossl.h). */
+static int b64_decode(const unsigned char *in, size_t n, unsigned char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i += 4) {
+		unsigned v = 0;
+		int k, pad = 0;
+
+		for (k = 0; k < 4; k++) {
+			unsigned char c = in[i + k];
+			int d = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 :
+				c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+
+			if (c == '=' && i + 4 == n && k >= 2) {
+				pad++;
+				d = 0;
+			} else if (d < 0 || pad) {
+				return -1;
+			}
+			v = v << 6 | (unsigned)d;
+		}
+		out[o++] = (unsigned char)(v >> 16);
+		if (pad < 2)
+			out[o++] = (unsigned char)(v >> 8);
+		if (pad < 1)
+			out[o++] = (unsigned char)v;
+	}
+	return (int)o;
+}
+
 /* Ed25519's OID 1.3.101.112 in DER, found in the decoded PKCS#8 body. */
 static int pkcs8_is_ed25519(const char *key, size_t len)
 {
@@ -50,7 +81,7 @@ static int pkcs8_is_ed25519(const char *key, size_t len)
 		if (*p != '\n' && *p != '\r' && *p != ' ' && n < sizeof(b64) - 1)
 			b64[n++] = (unsigned char)*p;
 	n -= n % 4;
-	dlen = EVP_DecodeBlock(der, b64, (int)n);
+	dlen = b64_decode(b64, n, der);
 	for (i = 0; dlen > 0 && i + (int)sizeof(oid) <= dlen && i < 64; i++)
 		if (memcmp(der + i, oid, sizeof(oid)) == 0)
 			found = 1;
@@ -77,7 +108,7 @@ static int openssh_is_encrypted(const char *key, size_t len)
 		if (*p != '\n' && *p != '\r')
 			b64[n++] = (unsigned char)*p;
 	n -= n % 4;
-	dlen = EVP_DecodeBlock(der, b64, (int)n);
+	dlen = b64_decode(b64, n, der);
 	if (dlen < 15 + 4 + 4 || memcmp(der, magic, sizeof(magic)) != 0)
 		return 0;
 	clen = (uint32_t)der[15] << 24 | (uint32_t)der[16] << 16 | (uint32_t)der[17] << 8 | der[18];

@@ -1,7 +1,7 @@
 /* layer 0: secrets in memory: wiping and locked, wiped-on-free buffers.
  *
  * Every buffer that held a private key, token, API key or prompt is wiped
- * with secret_wipe() (OPENSSL_cleanse: not optimised away) before it is
+ * with secret_wipe() (explicit_bzero: not optimised away) before it is
  * freed.  secret_process_harden() keeps secrets out of core files. */
 #ifndef SSHBOX_SECRET_H
 #define SSHBOX_SECRET_H

@@ -18,6 +18,20 @@ test_expect_success 'no system(), popen() or bare fork() outside the child API' 
 	test "$(grep -lE "\\bfork[[:space:]]*\\(" "$REPO_ROOT"/src/*.c)" = "$REPO_ROOT/src/child.c"
 '
 
+# a job never pays for OpenSSL's symbol resolution (src/ossl.h): libcrypto
+# is loaded by Fernet alone, and then it works
+test_expect_success 'sshbox does not link libcrypto; Fernet loads it when used' '
+	readelf -d "$REPO_ROOT/build/sshbox" >dyn &&
+	grep -q "NEEDED.*libhiredis" dyn &&
+	! grep -q "NEEDED.*libcrypto" dyn &&
+	SSHBOX_FERNET_KEYS=$("$REPO_ROOT/build/sshbox" fernet genkey) &&
+	export SSHBOX_FERNET_KEYS &&
+	echo secret | "$REPO_ROOT/build/sshbox" fernet encrypt >tok &&
+	"$REPO_ROOT/build/sshbox" fernet decrypt <tok >back &&
+	echo secret >expect &&
+	test_cmp expect back
+'
+
 test_expect_success 'make install honours DESTDIR and PREFIX' '
 	make -s -C "$REPO_ROOT" install DESTDIR="$TEST_DIR/root" PREFIX=/opt/sb >/dev/null &&
 	test -x "$TEST_DIR/root/opt/sb/bin/sshbox" &&

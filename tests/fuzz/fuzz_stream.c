@@ -21,6 +21,9 @@
  *   validator) to as many tokens as the validator counted; every value's
  *   raw span is itself valid JSON; the typed getters give only their
  *   documented codes.
+ * - json_classify_line (the job's one pass per line) agrees with a
+ *   reference built from the parsed document: every top-level "type"
+ *   string, unescaped, checked for "sshbox." and "result".
  * - the event a line becomes when it is not JSON (sshbox.stdout, built
  *   with the json writer) is always a valid object, and an ASCII line
  *   without NUL reads back from it byte for byte. */
@@ -195,6 +198,29 @@ static void read_like_job(const struct json_doc *doc)
 }
 
 /* A complete line of the stream, as on_stdout_line gets it. */
+/* json_classify_line's verdict, the slow way */
+static enum json_line_kind classify_ref(const struct json_doc *doc)
+{
+	struct json_iter it;
+	struct buf type = BUF_INIT;
+	int k, v, sshbox = 0, result = 0;
+
+	json_iter_init(doc, JSON_ROOT, &it);
+	while (json_iter_member(doc, &it, &k, &v)) {
+		if (!json_string_equals(doc, k, "type"))
+			continue;
+		buf_reset(&type);
+		if (json_get_string(doc, v, &type) != 0)
+			continue;
+		if (type.len >= 7 && memcmp(type.data, "sshbox.", 7) == 0)
+			sshbox = 1;
+		else if (type.len == 6 && memcmp(type.data, "result", 6) == 0)
+			result = 1;
+	}
+	buf_release(&type);
+	return sshbox ? JSON_LINE_SSHBOX : result ? JSON_LINE_RESULT : JSON_LINE_OBJECT;
+}
+
 static void check_line(const char *line, size_t len)
 {
 	char *copy = fuzz_dup(line, len);   /* exact size: over-reads show */
@@ -213,6 +239,7 @@ static void check_line(const char *line, size_t len)
 		FUZZ_CHECK(json_type(&doc, JSON_ROOT) == JSON_OBJECT);
 		walk(&doc, ntok * len <= (1u << 22));
 		read_like_job(&doc);
+		FUZZ_CHECK(json_classify_line(copy, len) == classify_ref(&doc));
 		/* the limit is enforced, and refusing releases the old doc */
 		if (ntok > 1) {
 			r = json_parse_object(&doc, copy, len, ntok - 1, &e);
@@ -224,6 +251,7 @@ static void check_line(const char *line, size_t len)
 	} else {
 		r = json_parse_object(&doc, copy, len, (size_t)1 << 30, &e);
 		FUZZ_CHECK(r == SB_ERR_USAGE && fuzz_error_ok(&e, r) && doc.tok == NULL);
+		FUZZ_CHECK(json_classify_line(copy, len) == JSON_LINE_INVALID);
 		/* a valid value that is not an object is still raw JSON */
 		r = json_obj_raw(&ev, "x", copy, len);
 		FUZZ_CHECK(any == 0 ? r == 0 : (r == SB_ERR_USAGE && ev.len == 0));
