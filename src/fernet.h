@@ -10,7 +10,7 @@
  *
  * Every failure to verify a token is the same SB_ERR_CRYPTO and the same
  * sentence, "invalid Fernet token": no oracle.  Key bytes, decoded tokens and
- * plaintexts are wiped (OPENSSL_cleanse) before they are freed; buffers that
+ * plaintexts are wiped (secret_wipe) before they are freed; buffers that
  * receive plaintext are the caller's to wipe (buf_wipe_release). */
 #ifndef SSHBOX_FERNET_H
 #define SSHBOX_FERNET_H
@@ -60,14 +60,14 @@ int fernet_keyring_parse(struct fernet_keyring *kr, const char *text, size_t len
 /* Wipes and frees; kr is FERNET_KEYRING_INIT afterwards. */
 void fernet_keyring_clear(struct fernet_keyring *kr);
 
-/* Appends a fresh 44-char key (32 bytes from RAND_bytes). */
+/* Appends a fresh 44-char key (32 bytes from getrandom). */
 int fernet_genkey(struct buf *out);
 
 /* Append a token for msg (len <= FERNET_MAX_PLAINTEXT, else SB_ERR_TOOBIG)
  * with timestamp now and the given IV.  Deterministic: for test vectors. */
 int fernet_encrypt_at(const struct fernet_key *k, const void *msg, size_t len, uint64_t now,
 		      const unsigned char iv[16], struct buf *out);
-/* First key, time(NULL), RAND_bytes IV. */
+/* First key, time(NULL), a getrandom IV. */
 /* What a failure code of these functions means, in words; names the
  * missing library when libcrypto could not be loaded (ossl.h). */
 const char *fernet_strerror(int r);

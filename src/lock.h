@@ -15,7 +15,7 @@
  *                                       (server clock, ms), for holder ages
  * A slot is taken only by one atomic script that also INCRs the fence, so a
  * fence number maps to exactly one holder.  Renewal is compare-and-pexpire,
- * release is compare-and-delete; the token is 16 fresh RAND_bytes per
+ * release is compare-and-delete; the token is 16 fresh getrandom bytes per
  * acquisition.  Lease time is tracked locally on CLOCK_MONOTONIC:
  *   deadline_ms = t_send + ttl_ms - max(ttl_ms / 100, 1000)
  * where t_send is read before the acquire/renew is sent.  Past deadline_ms
