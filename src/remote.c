@@ -85,14 +85,20 @@ static const char script_body[] =
 	"sb_cur=0; [ -r \"$sb_slotf.fence\" ] && read -r sb_cur < \"$sb_slotf.fence\"\n"
 	"case $sb_cur in (*[!0-9]*|\"\") sb_cur=0;; esac\n"
 	"if [ \"$sb_cur\" -gt \"$sb_fence\" ]; then sb_err \"slot $sb_slot already ran fence $sb_cur > $sb_fence\"; sb_end 1 fenced; fi\n"
-	/* a previous holder of this slot whose lease is gone: stop its group.
-	 * The leader's environment proves it is ours; a dead leader with a
-	 * live group is ours too (a pid is not reused while it names a group). */
+	/* A previous holder of this slot whose lease is gone: stop its group
+	 * (.pgid names the last holder's group and fence; it is left in place
+	 * when a job ends, so this runs on every start).  Only a group that
+	 * still exists and has a process carrying SSHBOX_FENCE=<its fence> is
+	 * that holder's: the pid may name a new group by now.  The /proc walk
+	 * is builtins only and runs only when the group exists. */
+	"sb_member() { local f l e q\n"
+	"  for f in /proc/[0-9]*/stat; do { IFS= read -r l < \"$f\"; } 2>/dev/null || continue\n"
+	"    l=${l##*) }; l=${l#* }; l=${l#* }; [ \"${l%% *}\" = \"$1\" ] || continue\n"
+	"    q=${f%/stat}; while IFS= read -r -d '' e; do [ \"$e\" = \"SSHBOX_FENCE=$2\" ] && return 0; done 2>/dev/null < \"$q/environ\"\n"
+	"  done; return 1; }\n"
 	"if [ -s \"$sb_slotf.pgid\" ]; then read -r sb_old sb_oldf < \"$sb_slotf.pgid\"\n"
-	"  case ${sb_old:-x} in (*[!0-9]*) ;; (*)\n"
-	"    if [ -r /proc/$sb_old/environ ]; then\n"
-	"      if tr '\\0' '\\n' < /proc/$sb_old/environ 2>/dev/null | grep -qx \"SSHBOX_FENCE=$sb_oldf\"; then kill -KILL -- \"-$sb_old\" 2>/dev/null; fi\n"
-	"    else kill -KILL -- \"-$sb_old\" 2>/dev/null; fi;;\n"
+	"  case ${sb_old:-x}/${sb_oldf:-x} in (*[!0-9/]*) ;; (*)\n"
+	"    if kill -0 -- \"-$sb_old\" 2>/dev/null && sb_member \"$sb_old\" \"$sb_oldf\"; then kill -KILL -- \"-$sb_old\" 2>/dev/null; fi;;\n"
 	"  esac; fi\n"
 	/* written in place under the flock (no rename: a reader also holds the
 	 * flock); only a crash of the machine could tear it, and that ends
@@ -230,9 +236,6 @@ static const char script_body[] =
 	"kill -TERM \"$sb_wd\" 2>/dev/null; wait \"$sb_wd\"; sb_st=$?; sb_wd=\n"
 	"case $sb_st in (10) sb_why=cancel;; (11) sb_why=heartbeat;; (12) sb_why=eof;; (13) sb_why=timeout;; (*) sb_why=exit;; esac\n"
 	"kill -KILL -- \"-$sb_pid\" 2>/dev/null\n"
-	/* forget the slot's group only if it is still ours (a newer holder may
-	 * have killed us and written its own) */
-	"exec 8>\"$sb_slotf.lock\" && flock -w 5 8 && { read -r sb_p sb_f < \"$sb_slotf.pgid\" && [ \"$sb_p $sb_f\" = \"$sb_pid $sb_fence\" ] && : > \"$sb_slotf.pgid\"; exec 8>&-; }\n"
 	"sb_end \"$sb_rc\" \"$sb_why\"\n";
 
 int remote_script(struct buf *out, const struct remote_params *p)

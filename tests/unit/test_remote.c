@@ -517,6 +517,19 @@ static int wait_gone(pid_t pid, int64_t ms)
 	return 1;
 }
 
+/* No process is left in process group pg (zombies aside: see pid_gone). */
+static int wait_gone_group(pid_t pg, int64_t ms)
+{
+	int64_t deadline = clock_deadline_in(ms);
+
+	while (kill(-pg, 0) == 0) {
+		if (clock_expired(deadline))
+			return 0;
+		clock_sleep_ms(20);
+	}
+	return 1;
+}
+
 static pid_t read_pid(const char *path)
 {
 	struct buf b = BUF_INIT;
@@ -593,7 +606,8 @@ static void job_params(struct remote_params *p, const char *claude, const char *
 	p->claude_args = args ? args : none;
 }
 
-/* The job dir and its aux dir are gone, the pgid record is empty. */
+/* The job dir and its aux dir are gone; the group the pgid record names
+ * (the record stays for the slot's next holder) has no process left. */
 static void check_cleaned(const char *job_id)
 {
 	char p[400];
@@ -603,7 +617,16 @@ static void check_cleaned(const char *job_id)
 	snprintf(p, sizeof(p), "%s/jobs/.%s", workdir, job_id);
 	CHECK(!exists(p));
 	snprintf(p, sizeof(p), "%s/slots/0.pgid", workdir);
-	CHECK(file_size(p) <= 0);
+	if (file_size(p) > 0) {
+		FILE *f = fopen(p, "re");
+		long pg = 0;
+
+		CHECK(f && fscanf(f, "%ld", &pg) == 1 && pg > 1);
+		if (f)
+			fclose(f);
+		if (pg > 1)
+			CHECK(wait_gone_group((pid_t)pg, 3000));
+	}
 }
 
 /* NAME=value from a NUL-separated environment dump; NULL if absent. */
@@ -843,6 +866,94 @@ static void test_claude_missing(void)
 	job_release(&j);
 }
 
+/* A group in a session of its own, like a job's: its leader runs sleep
+ * with env (NULL: none), or, with orphan, exits at once and leaves the
+ * sleep behind in the group.  Returns the group id (the leader's pid). */
+static pid_t spawn_group(const char *env, int orphan, pid_t *sleeper)
+{
+	char *envp[] = { (char *)env, NULL };
+	char *argv[] = { (char *)"sleep", (char *)"60", NULL };
+	int fds[2];
+	pid_t leader, s = -1;
+
+	if (pipe(fds) != 0)
+		return -1;
+	leader = fork();
+	if (leader == 0) {
+		close(fds[0]);
+		setsid();
+		if (orphan) {
+			pid_t c = fork();
+			if (c == 0) {
+				close(fds[1]);
+				execve("/bin/sleep", argv, env ? envp : envp + 1);
+				_exit(127);
+			}
+			(void)!write(fds[1], &c, sizeof(c));
+			_exit(0);
+		}
+		s = getpid();
+		(void)!write(fds[1], &s, sizeof(s));
+		close(fds[1]);
+		execve("/bin/sleep", argv, env ? envp : envp + 1);
+		_exit(127);
+	}
+	close(fds[1]);
+	if (leader < 0 || read(fds[0], &s, sizeof(s)) != (ssize_t)sizeof(s))
+		s = -1;
+	close(fds[0]);
+	if (orphan && leader > 0)
+		(void)waitpid(leader, NULL, 0);
+	*sleeper = s;
+	return leader;
+}
+
+/* The slot's next holder stops the previous holder's group (found by the
+ * .pgid record and SSHBOX_FENCE), and nothing else. */
+static void takeover_case(const char *what, const char *env, int orphan, int want_killed)
+{
+	char rec[400], line[64];
+	struct remote_params p;
+	struct job j;
+	pid_t sleeper = -1, pg = spawn_group(env, orphan, &sleeper);
+
+	CHECK(pg > 0 && sleeper > 0);
+	if (pg <= 0 || sleeper <= 0)
+		return;
+	snprintf(rec, sizeof(rec), "%s/slots/0.pgid", workdir);
+	snprintf(line, sizeof(line), "%d 77\n", (int)pg);
+	CHECK(write_file(rec, line, strlen(line), 0600) == 0);
+	job_params(&p, stub_ok, NULL, NULL);
+	p.job_id = "job-next";
+	if (job_start(&j, &p, "x", 1, NULL, NULL) != 0) {
+		CHECK(0);
+	} else {
+		CHECK(job_read_until(&j, "sshbox-end ", 20000));
+		CHECK(job_finish(&j, 10000));
+		job_release(&j);
+	}
+	if (want_killed) {
+		CHECK(wait_gone(sleeper, 3000));
+	} else {
+		CHECK(!pid_gone(sleeper));
+	}
+	if (unit_failed_checks)
+		printf("#   case: %s\n", what);
+	kill(-pg, SIGKILL);
+	if (!orphan)
+		(void)waitpid(pg, NULL, 0);
+	wait_gone(sleeper, 3000);
+}
+
+static void test_takeover(void)
+{
+	takeover_case("the holder's leader still runs", "SSHBOX_FENCE=77", 0, 1);
+	takeover_case("the holder's leader is gone, a child runs on", "SSHBOX_FENCE=77", 1, 1);
+	takeover_case("the pid names a group of another job", "SSHBOX_FENCE=78", 0, 0);
+	takeover_case("the pid names a group that is not a job", NULL, 0, 0);
+	takeover_case("the pid names a leaderless group that is not a job", NULL, 1, 0);
+}
+
 static void test_lower_fence_refused(void)
 {
 	char why[64];
@@ -991,6 +1102,7 @@ int main(void)
 	RUN(test_missing_heartbeat_kills_job);
 	RUN(test_remote_timeout);
 	RUN(test_claude_missing);
+	RUN(test_takeover);
 	RUN(test_lower_fence_refused);
 	RUN(test_env_name_sb_pid);
 	RUN(test_env_name_sb_dir);
