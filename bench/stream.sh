@@ -12,7 +12,7 @@
 # (tests/lib.sh evals them).
 # shellcheck disable=SC1091,SC2016
 
-mb=200 runs=3
+mb=200 runs=7
 while getopts m:n: o; do
 	case $o in
 	m) mb=$OPTARG ;;

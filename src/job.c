@@ -475,6 +475,9 @@ static int start_session(struct job *j, struct sb_error *e)
 	if (r)
 		return r;
 	fd_set_nonblock(j->ssh.in_fd);
+	/* a deeper pipe from ssh: fewer wake-ups of the two processes per MB
+	 * (best effort: pipe-max-size may refuse) */
+	(void)fcntl(j->ssh.out_fd, F_SETPIPE_SZ, 1 << 20);
 	fd_set_nonblock(j->ssh.out_fd);
 	fd_set_nonblock(j->ssh.err_fd);
 	j->session_t0 = j->last_output = clock_now_ms();
