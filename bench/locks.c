@@ -2,7 +2,7 @@
  * lock_acquire + lock_renew + lock_release (the real API: 3 scripts, one
  * round trip each once loaded) per second, against the floor of the same
  * number of round trips as bare PINGs over the same connection, and 3
- * EVALSHA of a script that only returns (the cost of going through Lua at
+ * EVAL of a script that only returns (the cost of going through Lua at
  * all).  The variants take turns in short rounds so that drift (CPU
  * frequency, a noisy neighbour) touches all of them alike.
  *
@@ -28,7 +28,7 @@
 #define ACCOUNT "bench"
 #define HOST "locks-bench"
 #define ROUND_NS 50000000LL   /* 50 ms per variant per turn */
-#define WARMUP_CYCLES 100     /* loads the scripts (NOSCRIPT -> EVAL) */
+#define WARMUP_CYCLES 100     /* Redis compiles and caches the scripts */
 
 struct variant {
 	const char *name;

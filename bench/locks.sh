@@ -3,7 +3,7 @@
 # cycles of lock_acquire + lock_renew + lock_release (build/bench/locks,
 # the real lock API over TCP loopback, fresh job_id each cycle) against the
 # floor of the same 3 round trips as bare PINGs on the same connection, and
-# 3 EVALSHA of a script that only returns.  The three take turns in 50 ms
+# 3 EVAL of a script that only returns.  The three take turns in 50 ms
 # rounds for SECONDS in all; the ratio is lease cycles/s over floor cycles/s.
 #
 #	bench/locks.sh [-t SECONDS] [-k SLOTS]
@@ -61,7 +61,7 @@ locks_table() {
 		printf "locks: acquire+renew+release vs 3 round trips, Redis on TCP loopback, %d slots\n", slots
 		printf "  %-34s %10s %9s %10s %8s\n", "", "cycles/s", "us/cycle", "client us", "x floor"
 		row("lock_acquire+renew+release", "sshbox")
-		row("3 x EVALSHA of \"return 1\"", "noop_script")
+		row("3 x EVAL of \"return 1\"", "noop_script")
 		row("3 x PING (floor)", "floor")
 	}' locks.out
 }
