@@ -217,7 +217,7 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 	int64_t wait_deadline = clock_deadline_in((int64_t)j->spec->wait_s * 1000);
 	struct pool_ticket ticket = POOL_TICKET_INIT;
 	long long qlen = 0, position = 0;
-	int r, registered = 0;
+	int r, registered = 0, reserved = 0;
 
 	if ((r = registry_sandbox_list(j->kv, j->spec->account, &all, &n, e)) != 0)
 		return r;
@@ -226,12 +226,13 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 		sandbox_rec_free_array(all, n);
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	}
-	for (i = 0; i < n; i++) {
+	/* a job_id runs once per account: one look at its reservation, and
+	 * only when it is taken a look per sandbox to say where */
+	if ((r = lock_job_reserved(j->kv, j->spec->account, j->spec->job_id, &reserved, e)) != 0)
+		goto out;
+	for (i = 0; reserved && i < n; i++) {
 		int running = 0;
 
-		if (j->spec->sandbox && strcmp(j->spec->sandbox, all[i].host) != 0)
-			continue;
-		registered++;
 		if ((r = lock_job_running(j->kv, all[i].account, all[i].host, all[i].slots, j->spec->job_id,
 					  &running, e)) != 0)
 			goto out;
@@ -240,6 +241,16 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 					 j->spec->job_id, all[i].host);
 			goto out;
 		}
+	}
+	if (reserved) {
+		r = sb_error_set(e, SB_ERR_EXISTS, "job_id '%s' is already running (account '%s')", j->spec->job_id,
+				 j->spec->account);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (j->spec->sandbox && strcmp(j->spec->sandbox, all[i].host) != 0)
+			continue;
+		registered++;
 		if (strcmp(all[i].state, REGISTRY_STATE_ACTIVE) != 0 || is_excluded(j, all[i].host))
 			continue;
 		cands[nc++] = all[i];

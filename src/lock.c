@@ -472,6 +472,25 @@ out:
 	return r;
 }
 
+int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,
+		      struct sb_error *e)
+{
+	char key[LOCK_KEY_MAX];
+	redisReply *rep = NULL;
+	long long v = 0;
+	int r;
+
+	*reserved = 0;
+	if ((r = lock_key_job(key, sizeof(key), account, job_id, e)) != 0 ||
+	    (r = kv_cmd(kv, &rep, e, "EXISTS", key, NULL)) != 0)
+		return r;
+	r = kv_reply_integer(kv, rep, "EXISTS", &v, e);
+	freeReplyObject(rep);
+	if (!r)
+		*reserved = v > 0;
+	return r;
+}
+
 int lock_job_running(struct kv *kv, const char *account, const char *host, int slots,
 		     const char *job_id, int *running, struct sb_error *e)
 {

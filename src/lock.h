@@ -96,6 +96,12 @@ struct lock_holder {
 int lock_list_holders(struct kv *kv, const char *account, const char *host, int slots,
 		      struct lock_holder *out, int *n_out, struct sb_error *e);
 
+/* *reserved = 1 if job_id holds a slot of any sandbox of the account (its
+ * reservation key exists): one round trip, not one per sandbox.  Not
+ * atomic with a later lock_acquire, which checks again. */
+int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,
+		      struct sb_error *e);
+
 /* *running = 1 if job_id holds a slot of this sandbox (duplicate job_id
  * detection; not atomic with a later lock_acquire). */
 int lock_job_running(struct kv *kv, const char *account, const char *host, int slots,

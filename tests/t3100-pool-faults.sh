@@ -286,14 +286,14 @@ test_expect_success 'a duplicate job_id while the first runs is refused with exi
 	f_spec long-1 0 ",\"wait_s\":2" >dup-1.spec &&
 	test_expect_code 2 f_run <dup-1.spec >dup-1.ev 2>dup-1.err &&
 	test_debug "cat dup-1.err" &&
-	grep -q "job_id .long-1." dup-1.err &&
+	grep -q "job_id .long-1. is already running on sandbox .$HOST_A." dup-1.err &&
 	test "$(sb_result_field dup-1.ev status)" = error &&
 	test "$(sb_result_field dup-1.ev exit_code)" = 2 &&
 	# ... and pinned to another sandbox with a free slot (the reservation)
 	f_spec long-1 0 ",\"sandbox\":\"$HOST_B\",\"wait_s\":2" >dup-2.spec &&
 	test_expect_code 2 f_run <dup-2.spec >dup-2.ev 2>dup-2.err &&
 	test_debug "cat dup-2.err" &&
-	grep -q "job_id .long-1." dup-2.err &&
+	grep -q "job_id .long-1. is already running on sandbox .$HOST_A." dup-2.err &&
 	test "$(sb_result_field dup-2.ev exit_code)" = 2 &&
 	# the first one runs on, alone
 	tb_alive $(cat long-1.pid) &&

@@ -708,6 +708,14 @@ static void test_lock_holders(void)
 	CHECK_INT(running, 1);
 	CHECK_INT(lock_job_running(kv, "acme", "hold.example", 3, "job-2", &running, &e), 0);
 	CHECK_INT(running, 0);
+	/* the account-wide reservation: held with the slot, gone with it */
+	CHECK_INT(lock_job_reserved(kv, "acme", "job-3", &running, &e), 0);
+	CHECK_INT(running, 1);
+	CHECK_INT(lock_job_reserved(kv, "acme", "job-2", &running, &e), 0);
+	CHECK_INT(running, 0);
+	CHECK_INT(lock_job_reserved(kv, "other", "job-3", &running, &e), 0);
+	CHECK_INT(running, 0);
+	CHECK_INT(lock_job_reserved(kv, "acme", "bad id!", &running, &e), SB_ERR_USAGE);
 	/* a value lock_acquire never wrote is an error, not a holder */
 	CHECK_INT(lock_key_slot(key, sizeof(key), "acme", "hold.example", 1, &e), 0);
 	CHECK_INT(kv_cmd(kv, NULL, &e, "SET", key, "garbage", NULL), 0);
