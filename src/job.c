@@ -152,24 +152,35 @@ static int try_acquire(struct job *j, struct sandbox_rec *cands, size_t n, long 
 	*all_unhealthy = 0;
 	if (!order)
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	/* every candidate's health, holders (and repository cache) in one
+	 * round trip, not three per sandbox */
+	for (i = 0; i < n; i++) {
+		int rr;
+
+		if ((rr = pool_health_send(j->kv, cands[i].account, cands[i].host, e)) != 0 ||
+		    (rr = lock_list_holders_send(j->kv, cands[i].account, cands[i].host, cands[i].slots, e)) != 0 ||
+		    (j->repo_key.len &&
+		     (rr = pool_has_repo_send(j->kv, cands[i].account, cands[i].host, j->repo_key.data, e)) != 0)) {
+			free(order);
+			return rr;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		struct lock_holder h[VALIDATE_SLOTS_MAX];
 		struct pool_health health;
 		int used = 0, rr, has_repo = 0;
 
-		if ((rr = pool_health_get(j->kv, cands[i].account, cands[i].host, &health, e)) != 0 ||
-		    (rr = lock_list_holders(j->kv, cands[i].account, cands[i].host, cands[i].slots, h, &used, e)) != 0) {
+		if ((rr = pool_health_recv(j->kv, &health, e)) != 0 ||
+		    (rr = lock_list_holders_recv(j->kv, cands[i].account, cands[i].host, cands[i].slots, h, &used, e)) != 0 ||
+		    (j->repo_key.len && (rr = pool_has_repo_recv(j->kv, &has_repo, e)) != 0)) {
 			free(order);
 			return rr;
 		}
 		if (health.unhealthy)
 			continue;
 		free_slots += cands[i].slots - used;
-		if (j->repo_key.len && used < cands[i].slots &&
-		    (rr = pool_has_repo(j->kv, cands[i].account, cands[i].host, j->repo_key.data, &has_repo, e)) != 0) {
-			free(order);
-			return rr;
-		}
+		if (used >= cands[i].slots)
+			has_repo = 0;   /* a full sandbox goes last whatever it caches */
 		/* a warm repository cache first, then the fraction used (scaled),
 		 * then a random tie-break; and the index */
 		order[ok][0] = (has_repo ? 0 : 1000000) + used * 1000 / cands[i].slots;

@@ -27,6 +27,7 @@ struct kv {
 	long db;
 	int timeout_ms;
 	char where[300];
+	int pending;          /* pipelined replies not read yet (kv_pipe_*) */
 };
 
 /* Printable one-line copy of a server or hiredis text, cut at outsz. */
@@ -348,6 +349,7 @@ static void drop_context(struct kv *kv)
 		redisFree(kv->c);
 		kv->c = NULL;
 	}
+	kv->pending = 0;
 }
 
 /* A NULL reply: the context is dead.  Describe it, then free it. */
@@ -560,6 +562,9 @@ static int run_argv(struct kv *kv, int argc, const char **argv, const size_t *le
 {
 	int rc;
 
+	/* a pipeline left unread would hand its replies to this command */
+	if (kv->pending)
+		drop_context(kv);
 	if (!kv->c) {
 		rc = kv_connect(kv, e);
 		if (rc)
@@ -603,6 +608,63 @@ int kv_cmdv(struct kv *kv, redisReply **reply, struct sb_error *e, int argc, con
 		*reply = r;
 	else
 		freeReplyObject(r);
+	return 0;
+}
+
+int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv)
+{
+	int rc;
+
+	if (!kv || argc <= 0 || !argv || !argv[0])
+		return sb_error_set(e, SB_ERR_INTERNAL, "kv_pipe_add: bad command");
+	if (!kv->c && (rc = kv_connect(kv, e)) != 0)
+		return rc;
+	if (redisAppendCommandArgv(kv->c, argc, argv, NULL) != REDIS_OK)
+		return dead_reply(kv, argv[0], e);
+	kv->pending++;
+	return 0;
+}
+
+int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error *e, int nkeys,
+		 const char **keys)
+{
+	const char **argv;
+	char nk[16];
+	int i, r;
+
+	if (!script || nkeys < 0 || nkeys > 100000)
+		return sb_error_set(e, SB_ERR_INTERNAL, "kv_pipe_eval: bad arguments");
+	if (!(argv = calloc((size_t)nkeys + 3, sizeof(*argv))))
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[0] = "EVAL";
+	argv[1] = script->lua;
+	argv[2] = nk;
+	for (i = 0; i < nkeys; i++)
+		argv[3 + i] = keys[i];
+	r = kv_pipe_add(kv, e, 3 + nkeys, argv);
+	free(argv);
+	return r;
+}
+
+int kv_pipe_reply(struct kv *kv, redisReply **reply, struct sb_error *e)
+{
+	void *r = NULL;
+
+	*reply = NULL;
+	if (!kv)
+		return sb_error_set(e, SB_ERR_INTERNAL, "kv_pipe_reply: no connection");
+	if (!kv->c)   /* dropped by an earlier reply (READONLY after a failover) */
+		return sb_error_set(e, SB_ERR_REDIS, "Redis at %s: the connection was dropped during a pipeline",
+				    kv->where);
+	if (kv->pending <= 0)
+		return sb_error_set(e, SB_ERR_INTERNAL, "kv_pipe_reply: no reply pending");
+	if (redisGetReply(kv->c, &r) != REDIS_OK || !r)
+		return dead_reply(kv, "a pipelined command", e);
+	kv->pending--;
+	if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
+		return error_reply(kv, r, "a pipelined command", e);
+	*reply = r;
 	return 0;
 }
 

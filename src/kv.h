@@ -67,6 +67,20 @@ struct kv_script {
 int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct sb_error *e,
 	    int nkeys, const char **keys, int nargs, const char **args);
 
+/* Pipelining: queue commands with kv_pipe_add, then take their replies in
+ * order with kv_pipe_reply, one round trip for all (hiredis writes the
+ * queue on the first read).  An error reply is SB_ERR_REDIS like kv_cmd's;
+ * a broken connection fails every reply still pending: after any error,
+ * stop and start over (the next command reconnects).  Any other command
+ * issued before every reply was taken drops the connection first (the
+ * next command reconnects), so replies are never handed to the wrong
+ * caller. */
+int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv);
+int kv_pipe_reply(struct kv *kv, redisReply **reply, struct sb_error *e);
+/* A script in the pipeline (keys only; EVAL, as kv_eval). */
+int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error *e, int nkeys,
+		 const char **keys);
+
 /* Reply checks: 0 and the value when the reply has that type, else
  * SB_ERR_REDIS with "Redis at X: unexpected reply to <what>: <type>". */
 int kv_reply_integer(struct kv *kv, const redisReply *r, const char *what, long long *out,

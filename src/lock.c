@@ -414,28 +414,31 @@ static int parse_value(const char *v, size_t len, long long *fence, char job_id[
 	return 0;
 }
 
-int lock_list_holders(struct kv *kv, const char *account, const char *host, int slots,
-		      struct lock_holder *out, int *n_out, struct sb_error *e)
+int lock_list_holders_send(struct kv *kv, const char *account, const char *host, int slots,
+			   struct sb_error *e)
 {
 	struct keyset ks = { NULL, NULL, 0 };
 	char canon[VALIDATE_HOST_MAX + 1];
+	int r;
+
+	if ((r = check_sandbox(account, host, canon, e)) != 0 || (r = validate_slots_num(slots, e)) != 0 ||
+	    (r = keyset_build(&ks, account, canon, slots, 0, NULL, e)) != 0)
+		return r;
+	r = kv_pipe_eval(kv, &holders_script, e, ks.n, ks.ptrs);
+	keyset_release(&ks);
+	return r;
+}
+
+int lock_list_holders_recv(struct kv *kv, const char *account, const char *host, int slots,
+			   struct lock_holder *out, int *n_out, struct sb_error *e)
+{
 	redisReply *reply = NULL;
 	size_t i;
 	int r, n = 0, last = -1;
 
 	*n_out = 0;
-	r = check_sandbox(account, host, canon, e);
-	if (r)
+	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
 		return r;
-	r = validate_slots_num(slots, e);
-	if (r)
-		return r;
-	r = keyset_build(&ks, account, canon, slots, 0, NULL, e);
-	if (r)
-		return r;
-	r = kv_eval(kv, &holders_script, &reply, e, ks.n, ks.ptrs, 0, NULL);
-	if (r)
-		goto out;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0 ||
 	    reply->elements / 4 > (size_t)slots) {
 		r = kv_unexpected(kv, reply, "script lock_holders", e);
@@ -456,8 +459,11 @@ int lock_list_holders(struct kv *kv, const char *account, const char *host, int 
 		h.slot = (int)rs->integer;
 		last = h.slot;
 		if (parse_value(rv->str, rv->len, &h.fence, h.job_id) != 0) {
+			char key[LOCK_KEY_MAX] = "?";
+
+			(void)lock_key_slot(key, sizeof(key), account, host, h.slot, e);
 			r = sb_error_set(e, SB_ERR_REDIS, "Redis at %s: malformed lock value in key '%s'",
-					 kv_where(kv), ks.names[h.slot]);
+					 kv_where(kv), key);
 			goto out;
 		}
 		h.pttl_ms = rt->integer;
@@ -466,10 +472,17 @@ int lock_list_holders(struct kv *kv, const char *account, const char *host, int 
 	}
 	*n_out = n;
 out:
-	if (reply)
-		freeReplyObject(reply);
-	keyset_release(&ks);
+	freeReplyObject(reply);
 	return r;
+}
+
+int lock_list_holders(struct kv *kv, const char *account, const char *host, int slots,
+		      struct lock_holder *out, int *n_out, struct sb_error *e)
+{
+	int r = lock_list_holders_send(kv, account, host, slots, e);
+
+	*n_out = 0;
+	return r ? r : lock_list_holders_recv(kv, account, host, slots, out, n_out, e);
 }
 
 int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,

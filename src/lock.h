@@ -95,6 +95,12 @@ struct lock_holder {
  * room for `slots` entries; *n_out is how many are held. */
 int lock_list_holders(struct kv *kv, const char *account, const char *host, int slots,
 		      struct lock_holder *out, int *n_out, struct sb_error *e);
+/* The same in two halves, for a pipeline of many sandboxes (kv_pipe_*):
+ * _send queues the query, _recv takes its reply, in the order sent. */
+int lock_list_holders_send(struct kv *kv, const char *account, const char *host, int slots,
+			   struct sb_error *e);
+int lock_list_holders_recv(struct kv *kv, const char *account, const char *host, int slots,
+			   struct lock_holder *out, int *n_out, struct sb_error *e);
 
 /* *reserved = 1 if job_id holds a slot of any sandbox of the account (its
  * reservation key exists): one round trip, not one per sandbox.  Not

@@ -171,18 +171,29 @@ static int health_keys(const char *account, const char *host, char h[KEY_MAX], c
 	return 0;
 }
 
-int pool_health_get(struct kv *kv, const char *account, const char *host, struct pool_health *h,
-		     struct sb_error *e)
+int pool_health_send(struct kv *kv, const char *account, const char *host, struct sb_error *e)
 {
 	char hk[KEY_MAX], fk[KEY_MAX];
+	const char *hgetall[] = { "HGETALL", hk }, *pttl[] = { "PTTL", hk };
+	int r;
+
+	/* the PTTL goes along: a follow-up command would break a pipeline */
+	if ((r = health_keys(account, host, hk, fk, e)) != 0 || (r = kv_pipe_add(kv, e, 2, hgetall)) != 0)
+		return r;
+	return kv_pipe_add(kv, e, 2, pttl);
+}
+
+int pool_health_recv(struct kv *kv, struct pool_health *h, struct sb_error *e)
+{
 	redisReply *reply = NULL, *ttl = NULL;
 	size_t i;
 	int r;
 
 	memset(h, 0, sizeof(*h));
-	if ((r = health_keys(account, host, hk, fk, e)) != 0 ||
-	    (r = kv_cmd(kv, &reply, e, "HGETALL", hk, NULL)) != 0)
+	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
 		return r;
+	if ((r = kv_pipe_reply(kv, &ttl, e)) != 0)
+		goto out;
 	if (reply->type != REDIS_REPLY_ARRAY) {
 		r = kv_unexpected(kv, reply, "HGETALL health", e);
 		goto out;
@@ -199,13 +210,25 @@ int pool_health_get(struct kv *kv, const char *account, const char *host, struct
 		else if (strcmp(k->str, "failures") == 0)
 			h->failures = strtoll(v->str, NULL, 10);
 	}
-	if (h->unhealthy && (r = kv_cmd(kv, &ttl, e, "PTTL", hk, NULL)) == 0 && ttl->type == REDIS_REPLY_INTEGER)
+	if (h->unhealthy && ttl->type == REDIS_REPLY_INTEGER)
 		h->retry_in_ms = ttl->integer;
 out:
 	if (ttl)
 		freeReplyObject(ttl);
 	freeReplyObject(reply);
 	return r;
+}
+
+int pool_health_get(struct kv *kv, const char *account, const char *host, struct pool_health *h,
+		     struct sb_error *e)
+{
+	int r = pool_health_send(kv, account, host, e);
+
+	if (r) {
+		memset(h, 0, sizeof(*h));
+		return r;
+	}
+	return pool_health_recv(kv, h, e);
 }
 
 int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
@@ -265,20 +288,38 @@ int pool_note_repo(struct kv *kv, const char *account, const char *host, const c
 	return kv_cmd(kv, NULL, e, "SADD", k, repo_key, NULL);
 }
 
-int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,
-		  struct sb_error *e)
+int pool_has_repo_send(struct kv *kv, const char *account, const char *host, const char *repo_key,
+		       struct sb_error *e)
+{
+	char k[KEY_MAX];
+	const char *argv[] = { "SISMEMBER", k, repo_key };
+	int r;
+
+	if ((r = repos_key(account, host, k, e)) != 0)
+		return r;
+	return kv_pipe_add(kv, e, 3, argv);
+}
+
+int pool_has_repo_recv(struct kv *kv, int *has, struct sb_error *e)
 {
 	redisReply *reply = NULL;
 	long long v = 0;
-	char k[KEY_MAX];
 	int r;
 
 	*has = 0;
-	if ((r = repos_key(account, host, k, e)) != 0 ||
-	    (r = kv_cmd(kv, &reply, e, "SISMEMBER", k, repo_key, NULL)) != 0)
+	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
 		return r;
 	r = kv_reply_integer(kv, reply, "SISMEMBER", &v, e);
 	freeReplyObject(reply);
 	*has = v == 1;
 	return r;
+}
+
+int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,
+		  struct sb_error *e)
+{
+	int r = pool_has_repo_send(kv, account, host, repo_key, e);
+
+	*has = 0;
+	return r ? r : pool_has_repo_recv(kv, has, e);
 }

@@ -52,6 +52,10 @@ struct pool_health {
 };
 int pool_health_get(struct kv *kv, const char *account, const char *host, struct pool_health *h,
 		     struct sb_error *e);
+/* The same in two halves for a pipeline over many sandboxes (kv_pipe_*):
+ * _send queues the queries, _recv takes their replies, in the order sent. */
+int pool_health_send(struct kv *kv, const char *account, const char *host, struct sb_error *e);
+int pool_health_recv(struct kv *kv, struct pool_health *h, struct sb_error *e);
 /* A connection failure: unhealthy for the next backoff period. */
 int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
 			 struct sb_error *e);
@@ -65,5 +69,8 @@ int pool_note_repo(struct kv *kv, const char *account, const char *host, const c
 		   struct sb_error *e);
 int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,
 		  struct sb_error *e);
+int pool_has_repo_send(struct kv *kv, const char *account, const char *host, const char *repo_key,
+		       struct sb_error *e);
+int pool_has_repo_recv(struct kv *kv, int *has, struct sb_error *e);
 
 #endif

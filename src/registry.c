@@ -769,14 +769,30 @@ int registry_sandbox_list(struct kv *kv, const char *account, struct sandbox_rec
 		r = smembers_sorted(kv, k_set, check_canonical_host, &hosts, &n_hosts, e);
 		if (r)
 			goto out;
+		/* every record in one round trip (a job lists them all) */
+		for (j = 0; j < n_hosts; j++) {
+			char key[REGISTRY_KEY_MAX];
+			const char *argv[] = { "HGETALL", key };
+
+			if ((r = registry_key_sandbox(key, sizeof(key), accounts[i], hosts[j], e)) != 0 ||
+			    (r = kv_pipe_add(kv, e, 2, argv)) != 0)
+				goto out;
+		}
 		for (j = 0; j < n_hosts; j++) {
 			struct sandbox_rec rec = SANDBOX_REC_INIT;
+			char key[REGISTRY_KEY_MAX];
+			redisReply *reply = NULL;
 
-			r = registry_sandbox_get(kv, accounts[i], hosts[j], &rec, e);
-			if (r == SB_ERR_NOTFOUND) {   /* removed while we listed */
-				r = 0;
+			if ((r = registry_key_sandbox(key, sizeof(key), accounts[i], hosts[j], e)) == 0 &&
+			    (r = kv_pipe_reply(kv, &reply, e)) == 0 && (r = check_hgetall(kv, reply, key, e)) == 0 &&
+			    reply->elements > 0)
+				r = sandbox_from_reply(reply, key, accounts[i], hosts[j], &rec, e);
+			if (!r && reply->elements == 0) {   /* removed while we listed */
+				freeReplyObject(reply);
 				continue;
 			}
+			if (reply)
+				freeReplyObject(reply);
 			if (r)
 				goto out;
 			if (len == cap) {

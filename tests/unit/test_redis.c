@@ -522,6 +522,47 @@ static void test_kv_noscript(void)
 	kv_free(kv);
 }
 
+static void test_kv_pipeline(void)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct kv *kv = open_unix(2000);
+	const char *set[] = { "SET", "sshbox:test:p1", "abc" }, *get[] = { "GET", "sshbox:test:p1" };
+	const char *incr[] = { "INCR", "sshbox:test:p1" }, *ping[] = { "PING" };
+	redisReply *r = NULL;
+
+	CHECK(kv != NULL);
+	if (!kv)
+		return;
+	/* replies come back in order */
+	CHECK_INT(kv_pipe_add(kv, &e, 3, set), 0);
+	CHECK_INT(kv_pipe_add(kv, &e, 2, get), 0);
+	CHECK_INT(kv_pipe_add(kv, &e, 2, incr), 0);
+	CHECK_INT(kv_pipe_add(kv, &e, 1, ping), 0);
+	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
+	CHECK(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0);
+	freeReplyObject(r);
+	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
+	CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "abc") == 0);
+	freeReplyObject(r);
+	/* an error reply is an error for its command only */
+	CHECK_INT(kv_pipe_reply(kv, &r, &e), SB_ERR_REDIS);
+	CHECK(r == NULL && strstr(e.msg, "not an integer") != NULL);
+	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
+	CHECK(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
+	freeReplyObject(r);
+	CHECK_INT(kv_pipe_reply(kv, &r, &e), SB_ERR_INTERNAL);
+	/* replies left unread never reach the next command */
+	CHECK_INT(kv_pipe_add(kv, &e, 2, get), 0);
+	CHECK_INT(kv_pipe_add(kv, &e, 2, get), 0);
+	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
+	freeReplyObject(r);
+	CHECK_INT(kv_cmd(kv, &r, &e, "PING", NULL), 0);
+	CHECK(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
+	freeReplyObject(r);
+	CHECK_INT(kv_cmd(kv, NULL, &e, "DEL", "sshbox:test:p1", NULL), 0);
+	kv_free(kv);
+}
+
 /* ---- lock ---- */
 
 static void test_lock_acquire(void)
@@ -1351,6 +1392,7 @@ int main(void)
 	RUN(test_kv_reconnect);
 	RUN(test_kv_timeout);
 	RUN(test_kv_noscript);
+	RUN(test_kv_pipeline);
 	RUN(test_lock_acquire);
 	RUN(test_lock_renew);
 	RUN(test_lock_release);
