@@ -29,15 +29,7 @@ shift $((OPTIND - 1))
 command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (apt-get install hyperfine)'
 
 test_expect_success 'test bed: Redis, a sandbox with the no-op stub, the supervisor' '
-	tb_ensure_user &&
-	tb_start_redis &&
-	sb_env_init &&
-	sb_account_key &&
-	bench_sandbox a 127.0.0.2 "$REPO_ROOT/tests/data/stub-claude-noop" 4 &&
-	bench_supervise 1 &&
-	printf "{\"account\":\"acme\",\"prompt\":\"noop\"}\n" >noop.json &&
-	"$SSHBOX" run <noop.json >check.ndjson &&
-	test "$(sb_result_field check.ndjson status)" = succeeded
+	bench_noop_bed
 '
 
 test_expect_success "hyperfine, $runs runs each" '

@@ -26,6 +26,21 @@ bench_supervise() {
 	test_wait_for "test \$(grep -c \"master up\" sv.log) -ge $1" 60
 }
 
+#   bench_noop_bed
+#       Redis, sandbox a (127.0.0.2, 4 slots) with tests/data/stub-claude-noop,
+#       the supervisor, and noop.json: a no-op job, run once and checked
+bench_noop_bed() {
+	tb_ensure_user &&
+	tb_start_redis &&
+	sb_env_init &&
+	sb_account_key &&
+	bench_sandbox a 127.0.0.2 "$REPO_ROOT/tests/data/stub-claude-noop" 4 &&
+	bench_supervise 1 &&
+	printf "{\"account\":\"acme\",\"prompt\":\"noop\"}\n" >noop.json &&
+	"$SSHBOX" run <noop.json >check.ndjson &&
+	test "$(sb_result_field check.ndjson status)" = succeeded
+}
+
 #   bench_summary BENCH WHAT VALUE UNIT BASELINE RATIO GOAL
 #       add one row to the table bench/run prints at the end (the file
 #       $BENCH_SUMMARY, tab-separated; nothing when run alone): VALUE is

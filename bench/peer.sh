@@ -33,26 +33,8 @@ command -v ansible >/dev/null || test_skip_all 'ansible is not installed (script
 # Ansible refuses to start without a UTF-8 locale (the harness sets LC_ALL=C).
 peer_ansible() { LC_ALL=C.UTF-8 timeout 60 ansible "$@"; }
 
-# Ansible's masters (ControlPersist=60s would outlive the test bed).
-peer_stop_ansible_masters() {
-	local s
-	for s in "$TEST_DIR"/acp/*; do
-		[ -S "$s" ] || continue
-		timeout 5 ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1
-	done
-	return 0
-}
-
 test_expect_success 'test bed: Redis, a sandbox with the no-op stub, the supervisor' '
-	tb_ensure_user &&
-	tb_start_redis &&
-	sb_env_init &&
-	sb_account_key &&
-	bench_sandbox a 127.0.0.2 "$REPO_ROOT/tests/data/stub-claude-noop" 4 &&
-	bench_supervise 1 &&
-	printf "{\"account\":\"acme\",\"prompt\":\"noop\"}\n" >noop.json &&
-	"$SSHBOX" run <noop.json >check.ndjson &&
-	test "$(sb_result_field check.ndjson status)" = succeeded
+	bench_noop_bed
 '
 
 # Everything Ansible needs is taken from what ssh makes of sshbox's own
@@ -95,7 +77,8 @@ test_expect_success 'ansible: inventory and ansible.cfg from the alias' '
 	pipelining = False
 	EOF
 	export ANSIBLE_CONFIG=$TEST_DIR/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 &&
-	test_atexit peer_stop_ansible_masters &&
+	# its masters (ControlPersist=60s) would outlive the test bed
+	test_atexit "sb_stop_masters_in \"$TEST_DIR/acp\"" &&
 	# the same no-op: the sandbox runs the stub, in its workdir, prompt-less
 	noop="cd $TB_A_WORKDIR && $REPO_ROOT/tests/data/stub-claude-noop </dev/null" &&
 	peer_ansible all -m raw -a "$noop" >check.ansible 2>&1 &&

@@ -611,6 +611,27 @@ int kv_cmdv(struct kv *kv, redisReply **reply, struct sb_error *e, int argc, con
 	return 0;
 }
 
+/* "EVAL <lua> <nkeys> <keys...> <args...>" in a new array for the caller
+ * to free (its strings are borrowed; nk holds the count's digits). */
+static const char **eval_argv(const struct kv_script *script, char nk[16], int nkeys, const char **keys,
+			      int nargs, const char **args)
+{
+	const char **argv = calloc((size_t)nkeys + (size_t)nargs + 3, sizeof(*argv));
+	int i;
+
+	if (!argv)
+		return NULL;
+	snprintf(nk, 16, "%d", nkeys);
+	argv[0] = "EVAL";
+	argv[1] = script->lua;
+	argv[2] = nk;
+	for (i = 0; i < nkeys; i++)
+		argv[3 + i] = keys[i];
+	for (i = 0; i < nargs; i++)
+		argv[3 + nkeys + i] = args[i];
+	return argv;
+}
+
 int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv)
 {
 	int rc;
@@ -630,18 +651,12 @@ int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error 
 {
 	const char **argv;
 	char nk[16];
-	int i, r;
+	int r;
 
 	if (!script || nkeys < 0 || nkeys > 100000)
 		return sb_error_set(e, SB_ERR_INTERNAL, "kv_pipe_eval: bad arguments");
-	if (!(argv = calloc((size_t)nkeys + 3, sizeof(*argv))))
+	if (!(argv = eval_argv(script, nk, nkeys, keys, 0, NULL)))
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	argv[0] = "EVAL";
-	argv[1] = script->lua;
-	argv[2] = nk;
-	for (i = 0; i < nkeys; i++)
-		argv[3 + i] = keys[i];
 	r = kv_pipe_add(kv, e, 3 + nkeys, argv);
 	free(argv);
 	return r;
@@ -703,20 +718,12 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
 	if (!kv || !script || nkeys < 0 || nargs < 0 || nkeys > 100000 || nargs > 100000)
 		return sb_error_set(e, SB_ERR_INTERNAL, "kv_eval: bad arguments");
 	argc = 3 + nkeys + nargs;
-	argv = calloc((size_t)argc, sizeof(*argv));
+	argv = eval_argv(script, nk, nkeys, keys, nargs, args);
 	lens = calloc((size_t)argc, sizeof(*lens));
 	if (!argv || !lens) {
 		rc = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	argv[0] = "EVAL";
-	argv[1] = script->lua;
-	argv[2] = nk;
-	for (i = 0; i < nkeys; i++)
-		argv[3 + i] = keys[i];
-	for (i = 0; i < nargs; i++)
-		argv[3 + nkeys + i] = args[i];
 	for (i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
 	snprintf(what, sizeof(what), "script %s", script->name);

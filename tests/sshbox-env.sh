@@ -25,8 +25,13 @@ sb_env_init() {
 
 # Masters opened by jobs persist (ControlPersist): stop them with the test.
 sb_env_stop_masters() {
+	sb_stop_masters_in "$SSHBOX_STATE_DIR/cm"
+}
+
+# sb_stop_masters_in DIR: `ssh -O exit` every master socket in DIR
+sb_stop_masters_in() {
 	local s
-	for s in "$SSHBOX_STATE_DIR"/cm/*; do
+	for s in "$1"/*; do
 		[ -S "$s" ] || continue
 		timeout 5 ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1
 	done

@@ -2,6 +2,8 @@
 test_description='the build: install, layering, command-line basics'
 . "$(dirname "$0")/lib.sh"
 
+command -v shellcheck >/dev/null 2>&1 && test_set_prereq SHELLCHECK
+
 test_expect_success 'every source file includes only its own layer or lower' '
 	"$REPO_ROOT/scripts/check-layers.sh"
 '
@@ -30,6 +32,10 @@ test_expect_success 'sshbox does not link libcrypto; Fernet loads it when used' 
 	"$REPO_ROOT/build/sshbox" fernet decrypt <tok >back &&
 	echo secret >expect &&
 	test_cmp expect back
+'
+
+test_expect_success SHELLCHECK 'the benchmarks pass shellcheck' '
+	shellcheck -x "$REPO_ROOT"/bench/*.sh "$REPO_ROOT"/bench/run
 '
 
 test_expect_success 'make install honours DESTDIR and PREFIX' '
