@@ -672,7 +672,10 @@ static void on_stderr_drop(void *ctx, size_t dropped)
 /* Read what is there now (bounded rounds); closes *fd at EOF. */
 static void pump(struct job *j, int *fd, struct ndjson *fr, int is_stdout)
 {
-	char tmp[65536];
+	/* a quarter of the 1 MiB pipe a call (148 MB stream: 389 ms with 64 KiB
+	 * reads, 333-346 ms with these; raw ssh 294 ms); static: one job a
+	 * process, and off the stack */
+	static char tmp[1 << 18];
 	int rounds;
 
 	for (rounds = 0; rounds < 16 && *fd >= 0; rounds++) {
