@@ -1152,10 +1152,6 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 			struct sb_error ignored = SB_ERROR_INIT;
 			(void)pool_mark_unhealthy(j.kv, j.sbx.account, j.sbx.host, e.msg, &ignored);
 		}
-		if (!r) {
-			struct sb_error ignored = SB_ERROR_INIT;
-			(void)pool_mark_healthy(j.kv, j.sbx.account, j.sbx.host, &ignored);
-		}
 		if (r == SB_ERR_TRANSPORT && tries + 1 < MAX_CONNECT_TRIES) {
 			if ((r = exclude_current(&j, &e)) != 0)
 				break;
@@ -1165,8 +1161,13 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 			sb_error_prefix(&e, "lost the lock on sandbox '%s' slot %d while connecting", j.sbx.host, j.lock.slot);
 		break;
 	}
-	if (!r && (r = start_session(&j, &e)) == 0)
+	if (!r && (r = start_session(&j, &e)) == 0) {
+		struct sb_error ignored = SB_ERROR_INIT;
+
 		jobspec_drop_secrets(spec);   /* they are in j.in now, wiped once sent */
+		/* the transport worked: forget its failures, while ssh starts */
+		(void)pool_mark_healthy(j.kv, j.sbx.account, j.sbx.host, &ignored);
+	}
 	if (r) {
 		if (r == SB_ERR_CANCELLED || check_signal(&j))
 			rc = cancelled_exit(&j);
