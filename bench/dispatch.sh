@@ -26,7 +26,7 @@ shift $((OPTIND - 1))
 . "$REPO_ROOT/tests/sshbox-env.sh"
 . "$REPO_ROOT/bench/lib.sh"
 
-command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (apt-get install hyperfine)'
+command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (scripts/deps.sh bench)'
 
 test_expect_success 'test bed: Redis, a sandbox with the no-op stub, the supervisor' '
 	bench_noop_bed

@@ -27,7 +27,7 @@ shift $((OPTIND - 1))
 . "$REPO_ROOT/tests/sshbox-env.sh"
 . "$REPO_ROOT/bench/lib.sh"
 
-command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (apt-get install hyperfine)'
+command -v hyperfine >/dev/null || test_skip_all 'hyperfine is not installed (scripts/deps.sh bench)'
 command -v ansible >/dev/null || test_skip_all 'ansible is not installed (scripts/deps.sh bench)'
 
 # Ansible refuses to start without a UTF-8 locale (the harness sets LC_ALL=C).
