@@ -8,7 +8,6 @@
 #include <strings.h>
 #include <sys/time.h>
 
-
 #include "secret.h"
 #include "validate.h"
 
