@@ -237,9 +237,12 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 		sandbox_rec_free_array(all, n);
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	}
-	/* a job_id runs once per account: one look at its reservation, and
-	 * only when it is taken a look per sandbox to say where */
-	if ((r = lock_job_reserved(j->kv, j->spec->account, j->spec->job_id, &reserved, e)) != 0)
+	/* a job_id runs once per account: one look at its reservation (and
+	 * only when it is taken a look per sandbox to say where); the queue's
+	 * length comes in the same round trip */
+	if ((r = lock_job_reserved_send(j->kv, j->spec->account, j->spec->job_id, e)) != 0 ||
+	    (r = pool_queue_len_send(j->kv, j->spec->account, e)) != 0 ||
+	    (r = lock_job_reserved_recv(j->kv, &reserved, e)) != 0 || (r = pool_queue_len_recv(j->kv, &qlen, e)) != 0)
 		goto out;
 	for (i = 0; reserved && i < n; i++) {
 		int running = 0;
@@ -288,8 +291,6 @@ static int acquire_slot(struct job *j, struct sb_error *e)
 	}
 	/* Newcomers queue behind earlier arrivals (on any host): only the
 	 * first waiters, as many as there are free slots, try to take one. */
-	if ((r = pool_queue_len(j->kv, j->spec->account, &qlen, e)) != 0)
-		goto out;
 	for (;;) {
 		long long rank = -1;
 		int all_unhealthy = 0;

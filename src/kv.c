@@ -646,17 +646,17 @@ int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv)
 }
 
 int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error *e, int nkeys,
-		 const char **keys)
+		 const char **keys, int nargs, const char **args)
 {
 	const char **argv;
 	char nk[16];
 	int r;
 
-	if (!script || nkeys < 0 || nkeys > 100000)
+	if (!script || nkeys < 0 || nargs < 0 || nkeys > 100000 || nargs > 100000)
 		return sb_error_set(e, SB_ERR_INTERNAL, "kv_pipe_eval: bad arguments");
-	if (!(argv = eval_argv(script, nk, nkeys, keys, 0, NULL)))
+	if (!(argv = eval_argv(script, nk, nkeys, keys, nargs, args)))
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
-	r = kv_pipe_add(kv, e, 3 + nkeys, argv);
+	r = kv_pipe_add(kv, e, 3 + nkeys + nargs, argv);
 	free(argv);
 	return r;
 }

@@ -77,9 +77,9 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
  * caller. */
 int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv);
 int kv_pipe_reply(struct kv *kv, redisReply **reply, struct sb_error *e);
-/* A script in the pipeline (keys only; EVAL, as kv_eval). */
+/* A script in the pipeline (EVAL, as kv_eval). */
 int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error *e, int nkeys,
-		 const char **keys);
+		 const char **keys, int nargs, const char **args);
 
 /* Reply checks: 0 and the value when the reply has that type, else
  * SB_ERR_REDIS with "Redis at X: unexpected reply to <what>: <type>". */

@@ -424,7 +424,7 @@ int lock_list_holders_send(struct kv *kv, const char *account, const char *host,
 	if ((r = check_sandbox(account, host, canon, e)) != 0 || (r = validate_slots_num(slots, e)) != 0 ||
 	    (r = keyset_build(&ks, account, canon, slots, 0, NULL, e)) != 0)
 		return r;
-	r = kv_pipe_eval(kv, &holders_script, e, ks.n, ks.ptrs);
+	r = kv_pipe_eval(kv, &holders_script, e, ks.n, ks.ptrs, 0, NULL);
 	keyset_release(&ks);
 	return r;
 }
@@ -485,23 +485,40 @@ int lock_list_holders(struct kv *kv, const char *account, const char *host, int 
 	return r ? r : lock_list_holders_recv(kv, account, host, slots, out, n_out, e);
 }
 
-int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,
-		      struct sb_error *e)
+int lock_job_reserved_send(struct kv *kv, const char *account, const char *job_id, struct sb_error *e)
 {
 	char key[LOCK_KEY_MAX];
+	const char *argv[] = { "EXISTS", key };
+	int r;
+
+	if ((r = lock_key_job(key, sizeof(key), account, job_id, e)) != 0)
+		return r;
+	return kv_pipe_add(kv, e, 2, argv);
+}
+
+int lock_job_reserved_recv(struct kv *kv, int *reserved, struct sb_error *e)
+{
 	redisReply *rep = NULL;
 	long long v = 0;
 	int r;
 
 	*reserved = 0;
-	if ((r = lock_key_job(key, sizeof(key), account, job_id, e)) != 0 ||
-	    (r = kv_cmd(kv, &rep, e, "EXISTS", key, NULL)) != 0)
+	if ((r = kv_pipe_reply(kv, &rep, e)) != 0)
 		return r;
 	r = kv_reply_integer(kv, rep, "EXISTS", &v, e);
 	freeReplyObject(rep);
 	if (!r)
 		*reserved = v > 0;
 	return r;
+}
+
+int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,
+		      struct sb_error *e)
+{
+	int r = lock_job_reserved_send(kv, account, job_id, e);
+
+	*reserved = 0;
+	return r ? r : lock_job_reserved_recv(kv, reserved, e);
 }
 
 int lock_job_running(struct kv *kv, const char *account, const char *host, int slots,

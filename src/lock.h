@@ -107,6 +107,9 @@ int lock_list_holders_recv(struct kv *kv, const char *account, const char *host,
  * atomic with a later lock_acquire, which checks again. */
 int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,
 		      struct sb_error *e);
+/* The same in two halves for a pipeline (kv_pipe_*). */
+int lock_job_reserved_send(struct kv *kv, const char *account, const char *job_id, struct sb_error *e);
+int lock_job_reserved_recv(struct kv *kv, int *reserved, struct sb_error *e);
 
 /* *running = 1 if job_id holds a slot of this sandbox (duplicate job_id
  * detection; not atomic with a later lock_acquire). */

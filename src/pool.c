@@ -62,12 +62,10 @@ static int queue_keys(const char *account, char q[KEY_MAX], char alive[KEY_MAX],
 	return 0;
 }
 
-static int run_poll(struct kv *kv, const char *account, const char *member, long long *rank, long long *len,
-		    struct sb_error *e)
+static int poll_send(struct kv *kv, const char *account, const char *member, struct sb_error *e)
 {
 	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX], ttl[16];
 	const char *keys[2], *args[2];
-	redisReply *reply = NULL;
 	int r;
 
 	if ((r = queue_keys(account, q, alive, seq, e)) != 0)
@@ -77,7 +75,15 @@ static int run_poll(struct kv *kv, const char *account, const char *member, long
 	keys[1] = alive;
 	args[0] = member;
 	args[1] = ttl;
-	if ((r = kv_eval(kv, &poll_script, &reply, e, 2, keys, 2, args)) != 0)
+	return kv_pipe_eval(kv, &poll_script, e, 2, keys, 2, args);
+}
+
+static int poll_recv(struct kv *kv, long long *rank, long long *len, struct sb_error *e)
+{
+	redisReply *reply = NULL;
+	int r;
+
+	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
 		return r;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 	    reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER)
@@ -92,9 +98,27 @@ static int run_poll(struct kv *kv, const char *account, const char *member, long
 	return r;
 }
 
+static int run_poll(struct kv *kv, const char *account, const char *member, long long *rank, long long *len,
+		    struct sb_error *e)
+{
+	int r = poll_send(kv, account, member, e);
+
+	return r ? r : poll_recv(kv, rank, len, e);
+}
+
 int pool_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e)
 {
 	return run_poll(kv, account, "", NULL, len, e);
+}
+
+int pool_queue_len_send(struct kv *kv, const char *account, struct sb_error *e)
+{
+	return poll_send(kv, account, "", e);
+}
+
+int pool_queue_len_recv(struct kv *kv, long long *len, struct sb_error *e)
+{
+	return poll_recv(kv, NULL, len, e);
 }
 
 int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct pool_ticket *t,

@@ -35,6 +35,9 @@ struct pool_ticket {
 
 /* Live waiters of the account (stale ones are removed first). */
 int pool_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e);
+/* The same in two halves for a pipeline (kv_pipe_*). */
+int pool_queue_len_send(struct kv *kv, const char *account, struct sb_error *e);
+int pool_queue_len_recv(struct kv *kv, long long *len, struct sb_error *e);
 int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct pool_ticket *t,
 		  struct sb_error *e);
 /* Refresh our entry and read our rank (0 = first).  *rank = -1 when our
