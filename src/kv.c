@@ -682,6 +682,19 @@ int kv_pipe_reply(struct kv *kv, redisReply **reply, struct sb_error *e)
 	return 0;
 }
 
+int kv_pipe_reply_integer(struct kv *kv, const char *what, long long *out, struct sb_error *e)
+{
+	redisReply *reply = NULL;
+	int r;
+
+	*out = 0;
+	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
+		return r;
+	r = kv_reply_integer(kv, reply, what, out, e);
+	freeReplyObject(reply);
+	return r;
+}
+
 int kv_cmd(struct kv *kv, redisReply **reply, struct sb_error *e, const char *arg0, ...)
 {
 	const char *argv[KV_MAX_ARGS];

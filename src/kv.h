@@ -77,6 +77,8 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
  * caller. */
 int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv);
 int kv_pipe_reply(struct kv *kv, redisReply **reply, struct sb_error *e);
+/* The next pipelined reply as an integer (kv_reply_integer's checks). */
+int kv_pipe_reply_integer(struct kv *kv, const char *what, long long *out, struct sb_error *e);
 /* A script in the pipeline (EVAL, as kv_eval). */
 int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error *e, int nkeys,
 		 const char **keys, int nargs, const char **args);

@@ -498,17 +498,10 @@ int lock_job_reserved_send(struct kv *kv, const char *account, const char *job_i
 
 int lock_job_reserved_recv(struct kv *kv, int *reserved, struct sb_error *e)
 {
-	redisReply *rep = NULL;
 	long long v = 0;
-	int r;
+	int r = kv_pipe_reply_integer(kv, "EXISTS", &v, e);
 
-	*reserved = 0;
-	if ((r = kv_pipe_reply(kv, &rep, e)) != 0)
-		return r;
-	r = kv_reply_integer(kv, rep, "EXISTS", &v, e);
-	freeReplyObject(rep);
-	if (!r)
-		*reserved = v > 0;
+	*reserved = !r && v > 0;
 	return r;
 }
 

@@ -326,16 +326,10 @@ int pool_has_repo_send(struct kv *kv, const char *account, const char *host, con
 
 int pool_has_repo_recv(struct kv *kv, int *has, struct sb_error *e)
 {
-	redisReply *reply = NULL;
 	long long v = 0;
-	int r;
+	int r = kv_pipe_reply_integer(kv, "SISMEMBER", &v, e);
 
-	*has = 0;
-	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
-		return r;
-	r = kv_reply_integer(kv, reply, "SISMEMBER", &v, e);
-	freeReplyObject(reply);
-	*has = v == 1;
+	*has = !r && v == 1;
 	return r;
 }
 
