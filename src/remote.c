@@ -283,3 +283,25 @@ int remote_script(struct buf *out, const struct remote_params *p)
 	buf_release(&s);
 	return r ? SB_ERR_NOMEM : 0;
 }
+
+static const char *const why_words[REMOTE_WHY_COUNT] = {
+	[REMOTE_WHY_NONE] = "",
+#define REMOTE_WHY_WORD(name, word) [REMOTE_WHY_##name] = word,
+	REMOTE_WHY_LIST(REMOTE_WHY_WORD)
+#undef REMOTE_WHY_WORD
+};
+
+enum remote_why remote_why_parse(const char *word, size_t len)
+{
+	int i;
+
+	for (i = 1; i < REMOTE_WHY_COUNT; i++)
+		if (strlen(why_words[i]) == len && memcmp(why_words[i], word, len) == 0)
+			return (enum remote_why)i;
+	return REMOTE_WHY_NONE;
+}
+
+const char *remote_why_word(enum remote_why why)
+{
+	return why > REMOTE_WHY_NONE && why < REMOTE_WHY_COUNT ? why_words[why] : "";
+}

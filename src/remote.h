@@ -21,6 +21,45 @@
 
 #include "buf.h"
 
+/* The end-reason vocabulary: every WHY word the sandbox script can print in
+ * its sshbox-end line, defined here once.  tests/unit/test_remote.c checks
+ * that the script prints no other word and that every one here is printed
+ * somewhere.  The job's outcome table (job.c) is keyed by this enum. */
+#define REMOTE_WHY_LIST(X) \
+	X(EXIT, "exit") \
+	X(CANCEL, "cancel") \
+	X(EOF, "eof") \
+	X(HEARTBEAT, "heartbeat") \
+	X(TIMEOUT, "timeout") \
+	X(WORKDIR, "workdir") \
+	X(JOBDIR, "jobdir") \
+	X(BUSY, "busy") \
+	X(FENCED, "fenced") \
+	X(CLONE, "clone") \
+	X(CHECKOUT, "checkout") \
+	X(SUBMODULES, "submodules") \
+	X(UNKNOWN_REF, "unknown-ref") \
+	X(REPO_AUTH, "repo-auth") \
+	X(REPO_TLS, "repo-tls") \
+	X(REPO_UNREACHABLE, "repo-unreachable") \
+	X(REPO_NOT_FOUND, "repo-not-found") \
+	X(CACHE_LOCKED, "cache-locked") \
+	X(CLAUDE_MISSING, "claude-missing")
+
+enum remote_why {
+	REMOTE_WHY_NONE = 0,   /* no end line, or a word not in the list */
+#define REMOTE_WHY_ENUM(name, word) REMOTE_WHY_##name,
+	REMOTE_WHY_LIST(REMOTE_WHY_ENUM)
+#undef REMOTE_WHY_ENUM
+	REMOTE_WHY_COUNT
+};
+
+/* The enum for a word (len bytes, not NUL-terminated), REMOTE_WHY_NONE
+ * when it is not one of ours. */
+enum remote_why remote_why_parse(const char *word, size_t len);
+/* The word for a value; "" for REMOTE_WHY_NONE or out of range. */
+const char *remote_why_word(enum remote_why why);
+
 struct remote_params {
 	const char *nonce;       /* hex, per job */
 	const char *job_id;
