@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "child.h"
+#include "conn.h"
 #include "fsutil.h"
 #include "keys.h"
 #include "kv.h"
@@ -392,7 +393,7 @@ static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_re
 		     int *missing)
 {
 	struct sb_error e = SB_ERROR_INIT;
-	struct cmd_conn c;
+	struct conn c = CONN_INIT;
 	struct buf script = BUF_INIT, res = BUF_INIT, items = BUF_INIT;
 	char *line, *save = NULL;
 	int code = -1, r, n = 0, opt_missing = 0;
@@ -404,12 +405,12 @@ static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_re
 	remote_quote(&script, s->claude ? s->claude : "claude");
 	buf_puts(&script, "\n");
 	buf_puts(&script, check_body);
-	r = cmd_connect(ctx->cfg, kv, s, &c, &e);
+	r = conn_open(&c, ctx->cfg, kv, s, &e);
 	if (!r)
 		r = ssh_exec(&c.t, "/bin/sh -s", script.data, script.len, &res, 60000, &code, &e);
 	if (!r && code != 0)
 		r = sb_error_set(&e, SB_ERR_TRANSPORT, "the check script on sandbox '%s' exited with status %d", s->host, code);
-	cmd_disconnect(&c);
+	conn_release(&c);
 	if (ctx->json) {
 		buf_puts(out, first ? "{\"account\":" : ",{\"account\":");
 		cmd_json_string(out, s->account);

@@ -8,6 +8,7 @@
 
 #include "child.h"
 #include "clock.h"
+#include "conn.h"
 #include "strvec.h"
 #include "validate.h"
 
@@ -17,14 +18,13 @@ int cmd_ssh(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct sb_error e = SB_ERROR_INIT;
 	struct sandbox_rec sbx = SANDBOX_REC_INIT;
-	struct cmd_conn c;
+	struct conn c = CONN_INIT;
 	struct strvec av = STRVEC_INIT;
 	struct child ch = CHILD_INIT;
 	const char *account = NULL, *host = NULL;
 	struct kv *kv = NULL;
 	int i, r, cmd_at = argc, rc;
 
-	memset(&c, 0, sizeof(c));
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0) {
 			cmd_at = i + 1;
@@ -47,7 +47,7 @@ int cmd_ssh(struct cmd_ctx *ctx, int argc, char **argv)
 		goto fail;
 	if ((r = kv_open(&kv, ctx->cfg->redis_url, ctx->cfg->redis_timeout_ms, &e)) != 0 ||
 	    (r = registry_sandbox_get(kv, account, host, &sbx, &e)) != 0 ||
-	    (r = cmd_connect(ctx->cfg, kv, &sbx, &c, &e)) != 0)
+	    (r = conn_open(&c, ctx->cfg, kv, &sbx, &e)) != 0)
 		goto fail;
 	if (ssh_argv_start(&av, &c.t) || (cmd_at >= argc && isatty(STDIN_FILENO) && strvec_push(&av, "-t")) ||
 	    strvec_push(&av, "--") || strvec_push(&av, c.t.alias)) {
@@ -70,13 +70,13 @@ int cmd_ssh(struct cmd_ctx *ctx, int argc, char **argv)
 	child_wait(&ch, INT64_MAX, 1000);
 	rc = child_exit_code(&ch);
 	strvec_clear(&av);
-	cmd_disconnect(&c);
+	conn_release(&c);
 	sandbox_rec_release(&sbx);
 	kv_free(kv);
 	return rc < 0 ? SB_EXIT_SOFTWARE : rc;
 fail:
 	strvec_clear(&av);
-	cmd_disconnect(&c);
+	conn_release(&c);
 	sandbox_rec_release(&sbx);
 	kv_free(kv);
 	cmd_print_error(&e);
