@@ -35,8 +35,10 @@ int loop_new(struct loop **out, struct sb_error *e) __attribute__((warn_unused_r
 void loop_free(struct loop *l);
 
 /* Watch fd for events (POLLIN/POLLOUT); a second call for the same fd
- * replaces the first.  events 0 keeps the watch but polls nothing
- * (back-pressure).  POLLHUP/POLLERR are always reported. */
+ * replaces the first.  POLLHUP/POLLERR are always reported with them.
+ * events 0 keeps the watch but polls nothing, not even POLLHUP/POLLERR
+ * (back-pressure: a hung-up pipe would otherwise wake every round; the
+ * hang-up is seen once reading resumes). */
 int loop_watch(struct loop *l, int fd, short events, loop_fd_fn fn, void *ctx) __attribute__((warn_unused_result));
 int loop_watch_events(struct loop *l, int fd, short events);   /* -1: fd not watched */
 void loop_unwatch(struct loop *l, int fd);
@@ -53,7 +55,10 @@ int loop_watch_child(struct loop *l, struct child *c, loop_child_fn fn, void *ct
 void loop_unwatch_child(struct loop *l, struct child *c);
 
 /* One round: wait (at most max_wait_ms, < 0 = no bound but the timers'),
- * then run every due timer and every ready fd's callback.  Returns 0, or
+ * then run every due timer, then every ready fd's and exited child's
+ * callback.  A timer armed by a callback for now or earlier fires on the
+ * next round, never in the same one.  Not reentrant: callbacks must not
+ * call loop_run_once/loop_run.  Returns 0, SB_ERR_NOMEM, or
  * SB_ERR_INTERNAL when poll itself failed (not EINTR). */
 int loop_run_once(struct loop *l, int64_t max_wait_ms);
 /* Rounds until loop_stop() is called. */
