@@ -2,8 +2,8 @@
 #include "cmd.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +18,7 @@
 #include "job.h"
 #include "jobspec.h"
 #include "log.h"
+#include "loop.h"
 
 #define SPEC_READ_TIMEOUT_MS 60000
 
@@ -37,59 +38,82 @@ static int spec_error(struct events *ev, const struct jobspec *spec, const struc
 	return code;
 }
 
+struct spec_reader {
+	struct buf *input;
+	int sigfd, signo, done, r;
+	struct sb_error *e;
+};
+
+static void on_spec_signal(struct loop *l, int fd, short revents, void *ctx)
+{
+	struct spec_reader *sr = ctx;
+	struct signalfd_siginfo si;
+
+	(void)l; (void)revents;
+	while (!sr->done && read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
+			sr->signo = (int)si.ssi_signo;
+			sr->r = sb_error_set(sr->e, SB_ERR_CANCELLED, "cancelled by %s while reading the job spec",
+					     si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+			sr->done = 1;
+		}
+}
+
+static void on_spec_input(struct loop *l, int fd, short revents, void *ctx)
+{
+	struct spec_reader *sr = ctx;
+	char tmp[65536];
+	ssize_t n;
+
+	(void)l; (void)revents;
+	if (sr->done)
+		return;
+	n = read(fd, tmp, sizeof(tmp));
+	if (n == 0) {
+		sr->done = 1;
+	} else if (n < 0) {
+		if (errno != EINTR && errno != EAGAIN) {
+			sr->r = sb_error_set(sr->e, SB_ERR_IO, "cannot read standard input: %s", strerror(errno));
+			sr->done = 1;
+		}
+	} else if (sr->input->len + (size_t)n > JOBSPEC_MAX_BYTES) {
+		sr->r = sb_error_set(sr->e, SB_ERR_TOOBIG, "input larger than %d bytes", JOBSPEC_MAX_BYTES);
+		sr->done = 1;
+	} else if (buf_append(sr->input, tmp, (size_t)n) < 0) {
+		sr->r = sb_error_set(sr->e, SB_ERR_NOMEM, "out of memory");
+		sr->done = 1;
+	}
+	secret_wipe(tmp, sizeof(tmp));
+}
+
 /* The spec on stdin, bounded in size and time, and interruptible: a caller
  * that never closes stdin must not hold a process forever. */
-static int read_spec(struct buf *input, int sigfd, int *signo, struct sb_error *e)
+static int read_spec(struct loop *loop, struct buf *input, int sigfd, int *signo, struct sb_error *e)
 {
+	struct spec_reader sr = { input, sigfd, 0, 0, 0, e };
 	int64_t deadline = clock_deadline_in(SPEC_READ_TIMEOUT_MS);
-	char tmp[65536];
-	int r = 0;
 
-	for (;;) {
-		struct pollfd p[2] = { { STDIN_FILENO, POLLIN, 0 }, { sigfd, POLLIN, 0 } };
-		ssize_t n;
-
+	if (loop_watch(loop, STDIN_FILENO, POLLIN, on_spec_input, &sr) != 0 ||
+	    loop_watch(loop, sigfd, POLLIN, on_spec_signal, &sr) != 0) {
+		sr.r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	while (!sr.done) {
 		if (clock_expired(deadline)) {
-			r = sb_error_set(e, SB_ERR_USAGE, "invalid job spec: standard input not closed within %d s",
-					 SPEC_READ_TIMEOUT_MS / 1000);
+			sr.r = sb_error_set(e, SB_ERR_USAGE, "invalid job spec: standard input not closed within %d s",
+					    SPEC_READ_TIMEOUT_MS / 1000);
 			break;
 		}
-		if (poll(p, 2, (int)clock_remaining_ms(deadline)) < 0 && errno != EINTR) {
-			r = sb_error_set(e, SB_ERR_IO, "cannot read standard input: %s", strerror(errno));
-			break;
-		}
-		if (p[1].revents) {
-			struct signalfd_siginfo si;
-			if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
-			    (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)) {
-				*signo = (int)si.ssi_signo;
-				r = sb_error_set(e, SB_ERR_CANCELLED, "cancelled by %s while reading the job spec",
-						 si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-				break;
-			}
-		}
-		if (!p[0].revents)
-			continue;
-		n = read(STDIN_FILENO, tmp, sizeof(tmp));
-		if (n == 0)
-			break;
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			r = sb_error_set(e, SB_ERR_IO, "cannot read standard input: %s", strerror(errno));
-			break;
-		}
-		if (input->len + (size_t)n > JOBSPEC_MAX_BYTES) {
-			r = sb_error_set(e, SB_ERR_TOOBIG, "input larger than %d bytes", JOBSPEC_MAX_BYTES);
-			break;
-		}
-		if (buf_append(input, tmp, (size_t)n) < 0) {
-			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		if (loop_run_once(loop, clock_remaining_ms(deadline)) != 0) {
+			sr.r = sb_error_set(e, SB_ERR_IO, "cannot read standard input: %s", strerror(errno));
 			break;
 		}
 	}
-	secret_wipe(tmp, sizeof(tmp));
-	return r;
+out:
+	loop_unwatch(loop, STDIN_FILENO);
+	loop_unwatch(loop, sigfd);
+	*signo = sr.signo;
+	return sr.r;
 }
 
 int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
@@ -98,6 +122,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	struct jobspec spec = JOBSPEC_INIT;
 	struct events ev;
 	struct buf input;
+	struct loop *loop = NULL;
 	sigset_t mask;
 	int sigfd = -1, rc, r, signo = 0, out_flags;
 
@@ -125,13 +150,18 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 		cmd_print_error(&e);
 		return SB_EXIT_SOFTWARE;
 	}
+	if (loop_new(&loop, &e) != 0) {
+		cmd_print_error(&e);
+		close(sigfd);
+		return SB_EXIT_SOFTWARE;
+	}
 	events_init(&ev, STDOUT_FILENO);
 	/* a slow reader must never stall lease renewal: events are written
 	 * from the job's poll loop as the pipe takes them */
 	out_flags = fcntl(STDOUT_FILENO, F_GETFL);
 	fd_set_nonblock(STDOUT_FILENO);
 	buf_init_secret(&input, JOBSPEC_MAX_BYTES);
-	r = read_spec(&input, sigfd, &signo, &e);
+	r = read_spec(loop, &input, sigfd, &signo, &e);
 	if (r == SB_ERR_CANCELLED) {
 		cmd_print_error(&e);
 		rc = signo == SIGINT ? SB_EXIT_SIGINT : SB_EXIT_SIGTERM;
@@ -150,7 +180,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	events_set_job_id(&ev, spec.job_id);
-	rc = job_run(ctx->cfg, &spec, &ev, sigfd);
+	rc = job_run(ctx->cfg, &spec, &ev, loop, sigfd);
 out:
 	buf_release(&input);
 	jobspec_release(&spec);
@@ -159,6 +189,7 @@ out:
 	 * pipe): leave it as we found it */
 	if (out_flags >= 0)
 		(void)fcntl(STDOUT_FILENO, F_SETFL, out_flags);
+	loop_free(loop);
 	close(sigfd);
 	return rc;
 }

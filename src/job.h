@@ -14,8 +14,11 @@
 #include "config.h"
 #include "events.h"
 #include "jobspec.h"
+#include "loop.h"
 
-/* sigfd: a signalfd for SIGINT/SIGTERM/SIGCHLD (already blocked). */
-int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, int sigfd);
+/* sigfd: a signalfd for SIGINT/SIGTERM/SIGCHLD (already blocked).  The
+ * job watches it, the ssh session and ev's fd on loop, and leaves no watch
+ * behind. */
+int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, struct loop *loop, int sigfd);
 
 #endif

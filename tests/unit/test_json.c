@@ -997,7 +997,10 @@ static void test_big_array_line(void)
 	t = now_s() - t0;
 	CHECK_INT(count, 80000);
 	CHECK_INT(sum, 80LL * 499500);
-	CHECK(t < 0.5);
+	/* not a performance figure (bench/ has those): a walk that is
+	 * quadratic in the elements takes minutes here, a linear one well
+	 * under a second even on a loaded 2-core VM */
+	CHECK(t < 30.0);
 	printf("# 80000-element line of %zu bytes: parsed and walked in %.1f ms\n", line.len, t * 1e3);
 	json_doc_release(&doc);
 	buf_release(&line);

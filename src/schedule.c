@@ -1,4 +1,4 @@
-#include "sched.h"
+#include "schedule.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +14,9 @@
 #define RETRY_MAX_MS 250
 #define STEP_ROUNDS 4                /* enqueue, lapsed entries: then wait */
 
-struct sched {
+struct schedule {
 	struct kv *kv;
-	struct sched_req req;
+	struct schedule_req req;
 	int loaded;                      /* candidates read for this round */
 	struct sandbox_rec *cands;
 	size_t nc;
@@ -28,9 +28,9 @@ struct sched {
 	char last_why[SB_ERROR_MSG_MAX]; /* the last of those failures */
 };
 
-int sched_new(struct sched **out, struct kv *kv, const struct sched_req *req, struct sb_error *e)
+int schedule_new(struct schedule **out, struct kv *kv, const struct schedule_req *req, struct sb_error *e)
 {
-	struct sched *s = calloc(1, sizeof(*s));
+	struct schedule *s = calloc(1, sizeof(*s));
 
 	*out = NULL;
 	if (!s)
@@ -44,7 +44,7 @@ int sched_new(struct sched **out, struct kv *kv, const struct sched_req *req, st
 }
 
 /* The end of a round: out of the queue, candidates let go. */
-static void round_end(struct sched *s)
+static void round_end(struct schedule *s)
 {
 	if (s->ticket.queued) {
 		struct sb_error ignored = SB_ERROR_INIT;
@@ -56,7 +56,7 @@ static void round_end(struct sched *s)
 	s->loaded = 0;
 }
 
-void sched_free(struct sched *s)
+void schedule_free(struct schedule *s)
 {
 	if (!s)
 		return;
@@ -67,12 +67,12 @@ void sched_free(struct sched *s)
 	free(s);
 }
 
-int64_t sched_retry_ms(void)
+int64_t schedule_retry_ms(void)
 {
 	return RETRY_MIN_MS + random() % (RETRY_MAX_MS - RETRY_MIN_MS);
 }
 
-static int is_excluded(const struct sched *s, const char *host)
+static int is_excluded(const struct schedule *s, const char *host)
 {
 	size_t i;
 
@@ -85,9 +85,9 @@ static int is_excluded(const struct sched *s, const char *host)
 /* A job_id runs once per account: one look at its reservation (and only
  * when it is taken a look per sandbox to say where); the queue's length
  * comes in the same round trip. */
-static int check_unique(struct sched *s, const struct sandbox_rec *all, size_t n, struct sb_error *e)
+static int check_unique(struct schedule *s, const struct sandbox_rec *all, size_t n, struct sb_error *e)
 {
-	const struct sched_req *q = &s->req;
+	const struct schedule_req *q = &s->req;
 	int r, reserved = 0;
 	size_t i;
 
@@ -112,9 +112,9 @@ static int check_unique(struct sched *s, const struct sandbox_rec *all, size_t n
 }
 
 /* The round's candidates from the registry. */
-static int load(struct sched *s, struct sb_error *e)
+static int load(struct schedule *s, struct sb_error *e)
 {
-	const struct sched_req *q = &s->req;
+	const struct schedule_req *q = &s->req;
 	struct sandbox_rec *all = NULL;
 	size_t n = 0, i, registered = 0;
 	int r;
@@ -165,7 +165,7 @@ static int by_load(const void *a, const void *b)
 /* Try the healthy candidates, least loaded first, when our place in the
  * queue (rank, -1 = not queued) is within the free slots; 0 when a slot was
  * taken.  *all_unhealthy tells why nothing could be tried. */
-static int try_acquire(struct sched *s, long long rank, struct sandbox_rec *sbx, struct lock *lock,
+static int try_acquire(struct schedule *s, long long rank, struct sandbox_rec *sbx, struct lock *lock,
 		       int *all_unhealthy, struct sb_error *e)
 {
 	const char *repo_key = s->req.repo_key && *s->req.repo_key ? s->req.repo_key : NULL;
@@ -231,9 +231,9 @@ out:
 	return r;
 }
 
-static int wait_over(const struct sched *s, int all_unhealthy, struct sb_error *e)
+static int wait_over(const struct schedule *s, int all_unhealthy, struct sb_error *e)
 {
-	const struct sched_req *q = &s->req;
+	const struct schedule_req *q = &s->req;
 
 	if (all_unhealthy && q->pinned)
 		return sb_error_set(e, SB_ERR_TRANSPORT, "sandbox '%s' is marked unhealthy (see sshbox status)", q->pinned);
@@ -245,7 +245,7 @@ static int wait_over(const struct sched *s, int all_unhealthy, struct sb_error *
 			    s->nc, s->nc == 1 ? "" : "es", q->account, q->wait_s);
 }
 
-int sched_step(struct sched *s, struct sandbox_rec *sbx, struct lock *lock, long long *position, struct sb_error *e)
+int schedule_step(struct schedule *s, struct sandbox_rec *sbx, struct lock *lock, long long *position, struct sb_error *e)
 {
 	int r = 0, round;
 
@@ -278,15 +278,15 @@ int sched_step(struct sched *s, struct sandbox_rec *sbx, struct lock *lock, long
 			r = wait_over(s, all_unhealthy, e);
 			goto done;
 		}
-		return SCHED_WAIT;
+		return SCHEDULE_WAIT;
 	}
-	return SCHED_WAIT;
+	return SCHEDULE_WAIT;
 done:
 	round_end(s);
 	return r;
 }
 
-int sched_exclude(struct sched *s, struct sandbox_rec *sbx, struct lock *lock, const struct sb_error *why)
+int schedule_exclude(struct schedule *s, struct sandbox_rec *sbx, struct lock *lock, const struct sb_error *why)
 {
 	struct sb_error ignored = SB_ERROR_INIT;
 	char **grown = realloc(s->excluded, (s->n_excluded + 1) * sizeof(*grown));
