@@ -14,10 +14,10 @@ SV_PID=
 
 now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
 
-sv_register() {	# NAME
+sv_register() {	# NAME [CLAUDE]
 	"$SSHBOX" sandbox add --account "$SB_ACCOUNT" --host "$(tb_sbx_var "$1" HOST)" \
 		--port "$(tb_sbx_var "$1" PORT)" --user "$(tb_sbx_var "$1" USER)" \
-		--workdir "$(tb_sbx_var "$1" WORKDIR)" --slots 2 --claude "$NOOP" \
+		--workdir "$(tb_sbx_var "$1" WORKDIR)" --slots 2 --claude "${2:-$NOOP}" \
 		--host-key "$(tb_sbx_var "$1" HOSTKEY)" >/dev/null
 }
 
@@ -219,6 +219,28 @@ test_expect_success 'SIGTERM: exit 0 within 5 s; no ssh, ssh-agent or socket of 
 	test_wait_for "test -z \"\$(ours)\"" 5 &&
 	test -z "$(find "$SSHBOX_STATE_DIR" -type s -o -type l)" &&
 	grep -q "supervisor stopped" sv.log
+'
+
+# What etc/systemd (KillMode=process) and etc/supervisord do on a stop or
+# restart: SIGTERM to sshbox supervise alone.  A job riding its master goes
+# on to its end; the master, told to stop, exits after that job.
+test_expect_success 'SIGTERM to the supervisor alone leaves a running job alone; its master exits after the job' '
+	"$SSHBOX" sandbox remove --account acme --host $HOST_B >/dev/null &&
+	sv_register b "$REPO_ROOT/tests/data/stub-claude-sleep" &&
+	sv_start &&
+	test_wait_for "master_up $ALIAS_B" 15 &&
+	printf "{\"account\":\"%s\",\"job_id\":\"sv-long\",\"prompt\":\"p\",\"sandbox\":\"%s\",\"env\":{\"STUB_SLEEP\":\"6\"},\"timeout_s\":60}\n" \
+		"$SB_ACCOUNT" "$HOST_B" >sv-long.json &&
+	{ "$SSHBOX" run <sv-long.json >sv-long.ndjson 2>sv-long.err & } &&
+	job=$! &&
+	test_wait_for "grep -q sshbox.started sv-long.ndjson" 15 &&
+	sv_stop &&
+	test "$(cat sv.rc)" = 0 &&
+	kill -0 "$job" &&
+	wait "$job" &&
+	test "$(sb_result_field sv-long.ndjson status)" = succeeded &&
+	# the master (and every ssh of ours) is gone once the job ended
+	test_wait_for "test -z \"\$(ours)\"" 5
 '
 
 test_expect_success 'a SIGKILLed supervisor: its agent dies with it; the next one adopts the masters' '
