@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "buf.h"
 #include "clock.h"
+#include "conn.h"
 #include "fsutil.h"
 #include "kv.h"
 #include "lock.h"
@@ -538,13 +539,16 @@ static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 		const struct sandbox_rec *rec = &list[i];
 		const struct sv_account *a = account_find(sv, rec->account);
 		struct sv_sandbox *s;
-		struct buf cpath = BUF_INIT;
+		struct buf cpath = BUF_INIT, alias = BUF_INIT;
 
 		if (strcmp(rec->state, REGISTRY_STATE_ACTIVE) != 0 || !a || !a->cur.version)
 			continue;   /* not seen: dropped below */
-		if ((r = paths_control(sv->cfg->state_dir, rec->account, a->cur.version, rec->host, rec->port, rec->user,
-				       rec->host_key, &cpath, e)) != 0)
+		/* the names every job and operator command uses (conn.h) */
+		if ((r = conn_names(sv->cfg, rec, a->cur.version, &alias, &cpath, e)) != 0) {
+			buf_release(&alias);
+			buf_release(&cpath);
 			break;
+		}
 		if (!(s = sandbox_find(sv, rec->account, rec->host))) {
 			struct sv_sandbox **grown = realloc(sv->sbx, (sv->nsbx + 1) * sizeof(*grown));
 
@@ -552,6 +556,7 @@ static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 				sv->sbx = grown;
 			if (!grown || !(s = calloc(1, sizeof(*s)))) {
 				buf_release(&cpath);
+				buf_release(&alias);
 				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 				break;
 			}
@@ -564,10 +569,11 @@ static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 			s->lockfd = -1;
 			s->published = -1;
 			if (dup_into(&s->account, rec->account) || dup_into(&s->host, rec->host) ||
-			    paths_alias(rec->account, rec->host, &s->alias)) {
+			    buf_append(&s->alias, alias.data, alias.len)) {
 				/* never keep a half-made entry: later lookups read its names */
 				sandbox_free(s);
 				buf_release(&cpath);
+				buf_release(&alias);
 				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 				break;
 			}
@@ -592,11 +598,13 @@ static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 			if (!s->cpath.data || !s->user || !s->workdir || !s->host_key)
 				sandbox_drop(sv, sandbox_index(sv, s), "out of memory");
 			buf_release(&cpath);
+			buf_release(&alias);
 			break;
 		}
 		s->port = rec->port;
 		s->key_version = a->cur.version;
 		buf_release(&cpath);
+		buf_release(&alias);
 	}
 	sandbox_rec_free_array(list, n);
 	if (r)
