@@ -781,7 +781,9 @@ static enum phase done_enter(struct job *j)
 		if (!j->ses.ssh.reaped)
 			(void)child_wait(&j->ses.ssh, clock_deadline_in(0), KILL_GRACE_MS);
 	}
-	if (j->lease.lock.held)
+	/* after a session, always: a lease lost while it ran still leaves
+	 * the job's reservation to delete */
+	if (j->ses.t0 || j->lease.lock.held)
 		release_lease(j);
 	if (!j->end_known)
 		end_with(j, session_end(j), j->detail);
