@@ -1,5 +1,5 @@
 /* bench/locks.c — what a slot lease costs on top of Redis itself: cycles of
- * lock_acquire + lock_renew + lock_release (the real API: 3 scripts, one
+ * lock_acquire + lock_renew + lock_unlock (the real API: 3 scripts, one
  * round trip each once loaded) per second, against the floor of the same
  * number of round trips as bare PINGs over the same connection, and 3
  * EVAL of a script that only returns (the cost of going through Lua at
@@ -66,10 +66,10 @@ static int cycle_lock(struct kv *kv, long long n, struct sb_error *e)
 	if (r) {
 		struct sb_error ignored = SB_ERROR_INIT;
 
-		lock_release(kv, &l, &ignored);
+		lock_unlock(kv, &l, &ignored);
 		return r;
 	}
-	return lock_release(kv, &l, e);
+	return lock_unlock(kv, &l, e);
 }
 
 static int cycle_ping(struct kv *kv, long long n, struct sb_error *e)

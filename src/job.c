@@ -957,7 +957,7 @@ static int finish(struct job *j)
 	int ssh_rc = child_exit_code(&j->ssh), rr;
 	char msg[SB_ERROR_MSG_MAX + 64];
 
-	rr = lock_release(j->kv, &j->lock, &rel);
+	rr = lock_unlock(j->kv, &j->lock, &rel);
 	if (rr == SB_ERR_REDIS && !j->lease_lost && clock_now_ms() >= j->lock.deadline_ms &&
 	    j->stop != STOP_SIGINT && j->stop != STOP_SIGTERM) {
 		snprintf(j->lease_why, sizeof(j->lease_why),
@@ -1059,7 +1059,7 @@ static int exclude_current(struct job *j, const struct sb_error *why)
 	struct sb_error rel = SB_ERROR_INIT;
 	char **n = realloc(j->excluded, (j->n_excluded + 1) * sizeof(*n));
 
-	(void)lock_release(j->kv, &j->lock, &rel);
+	(void)lock_unlock(j->kv, &j->lock, &rel);
 	(void)pool_mark_unhealthy(j->kv, j->sbx.account, j->sbx.host, why->msg, &rel);
 	log_warn("%s; trying another sandbox", why->msg);
 	snprintf(j->lease_why, sizeof(j->lease_why), "%s", why->msg);
@@ -1189,7 +1189,7 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, i
 out:
 	if (j.lock.held) {
 		struct sb_error rel = SB_ERROR_INIT;
-		(void)lock_release(j.kv, &j.lock, &rel);
+		(void)lock_unlock(j.kv, &j.lock, &rel);
 	}
 	if (j.agent.sock)
 		agent_stop(&j.agent);

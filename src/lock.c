@@ -42,7 +42,7 @@ static struct kv_script renew_script = KV_SCRIPT("lock_renew",
 	"return 0\n");
 
 /* 1 released, 0 held by someone else, -1 already gone. */
-static struct kv_script release_script = KV_SCRIPT("lock_release",
+static struct kv_script unlock_script = KV_SCRIPT("lock_unlock",
 	"if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
 	"local v = redis.call('GET', KEYS[1])\n"
 	"if v == false then return -1 end\n"
@@ -334,7 +334,7 @@ out:
 	return r;
 }
 
-int lock_release(struct kv *kv, struct lock *l, struct sb_error *e)
+int lock_unlock(struct kv *kv, struct lock *l, struct sb_error *e)
 {
 	char key[LOCK_KEY_MAX], jkey[LOCK_KEY_MAX], value[160];
 	const char *keys[2], *args[1];
@@ -354,11 +354,11 @@ int lock_release(struct kv *kv, struct lock *l, struct sb_error *e)
 	keys[0] = key;
 	keys[1] = jkey;
 	args[0] = value;
-	r = kv_eval_integer(kv, &release_script, &v, e, 2, keys, 1, args);
+	r = kv_eval_integer(kv, &unlock_script, &v, e, 2, keys, 1, args);
 	if (r)
 		goto out;
 	if (v < -1 || v > 1) {
-		r = sb_error_set(e, SB_ERR_REDIS, "Redis at %s: unexpected reply to script lock_release: integer",
+		r = sb_error_set(e, SB_ERR_REDIS, "Redis at %s: unexpected reply to script lock_unlock: integer",
 				 kv_where(kv));
 		goto out;
 	}

@@ -703,7 +703,7 @@ static void test_lock_acquire(void)
 	pttl = cmd_int(kv, "PTTL", key, NULL, NULL);
 	CHECK(pttl > 25000 && pttl <= 30000);
 	/* a released slot is taken again, with a higher fence */
-	CHECK_INT(lock_release(kv, &a, &e), 0);
+	CHECK_INT(lock_unlock(kv, &a, &e), 0);
 	CHECK_INT(lock_acquire(kv, "acme", "box1.example.com", 2, "job-c", 30000, &c, &e), 0);
 	CHECK_INT(c.slot, 0);
 	CHECK(c.fence > b.fence);
@@ -712,8 +712,8 @@ static void test_lock_acquire(void)
 	CHECK_INT(lock_acquire(kv, "acme", "box1", 0, "j", 30000, &c, &e), SB_ERR_USAGE);
 	CHECK_INT(lock_acquire(kv, "acme", "box1", 2, "a:b", 30000, &c, &e), SB_ERR_USAGE);
 	CHECK_INT(lock_acquire(kv, "acme", "box1", 2, "j", 1000, &c, &e), SB_ERR_USAGE);
-	CHECK_INT(lock_release(kv, &b, &e), 0);
-	CHECK_INT(lock_release(kv, &c, &e), 0);
+	CHECK_INT(lock_unlock(kv, &b, &e), 0);
+	CHECK_INT(lock_unlock(kv, &c, &e), 0);
 	kv_free(kv);
 }
 
@@ -770,7 +770,7 @@ out:
 	kv_free(admin);
 }
 
-static void test_lock_release(void)
+static void test_lock_unlock(void)
 {
 	struct sb_error e = SB_ERROR_INIT;
 	struct kv *kv = open_unix(2000);
@@ -784,16 +784,16 @@ static void test_lock_release(void)
 	CHECK_INT(lock_key_slot(key, sizeof(key), "acme", "rel.example", 0, &e), 0);
 	/* 1: released */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
-	CHECK_INT(lock_release(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	CHECK_INT(l.held, 0);
 	CHECK_INT(cmd_int(kv, "EXISTS", key, NULL, NULL), 0);
 	/* releasing twice, or a lock never acquired, is a no-op */
-	CHECK_INT(lock_release(kv, &l, &e), 0);
-	CHECK_INT(lock_release(kv, &never, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &never, &e), 0);
 	/* 0: taken by another holder -- and their key is left alone */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
 	CHECK_INT(kv_cmd(kv, NULL, &e, "SET", key, "0123456789abcdef0123456789abcdef:7:other", NULL), 0);
-	CHECK_INT(lock_release(kv, &l, &e), SB_ERR_NOTFOUND);
+	CHECK_INT(lock_unlock(kv, &l, &e), SB_ERR_NOTFOUND);
 	CHECK_STREQ(e.msg, "the lock on sandbox 'rel.example' slot 0 (account 'acme') had been taken by another holder");
 	CHECK_INT(l.held, 0);
 	v = cmd_get(kv, key);
@@ -803,7 +803,7 @@ static void test_lock_release(void)
 	/* -1: already expired (deleted) */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
 	CHECK_INT(cmd_int(kv, "DEL", key, NULL, NULL), 1);
-	CHECK_INT(lock_release(kv, &l, &e), SB_ERR_NOTFOUND);
+	CHECK_INT(lock_unlock(kv, &l, &e), SB_ERR_NOTFOUND);
 	CHECK_STREQ(e.msg, "the lock on sandbox 'rel.example' slot 0 (account 'acme') had already expired");
 	/* -1: expired by its TTL */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
@@ -811,7 +811,7 @@ static void test_lock_release(void)
 	deadline = clock_deadline_in(2000);
 	while (cmd_int(kv, "EXISTS", key, NULL, NULL) != 0 && !clock_expired(deadline))
 		clock_sleep_ms(1);
-	CHECK_INT(lock_release(kv, &l, &e), SB_ERR_NOTFOUND);
+	CHECK_INT(lock_unlock(kv, &l, &e), SB_ERR_NOTFOUND);
 	CHECK(strstr(e.msg, "had already expired") != NULL);
 	kv_free(kv);
 }
@@ -833,7 +833,7 @@ static void test_lock_holders(void)
 	CHECK_INT(lock_acquire(kv, "acme", "hold.example", 3, "job-1", 20000, &a, &e), 0);
 	CHECK_INT(lock_acquire(kv, "acme", "hold.example", 3, "job-2", 20000, &b, &e), 0);
 	CHECK_INT(lock_acquire(kv, "acme", "hold.example", 3, "job-3", 20000, &c, &e), 0);
-	CHECK_INT(lock_release(kv, &b, &e), 0);
+	CHECK_INT(lock_unlock(kv, &b, &e), 0);
 	CHECK_INT(lock_list_holders(kv, "acme", "hold.example", 3, h, &n, &e), 0);
 	CHECK_INT(n, 2);
 	CHECK_INT(h[0].slot, 0);
@@ -861,8 +861,8 @@ static void test_lock_holders(void)
 	CHECK_INT(lock_list_holders(kv, "acme", "hold.example", 3, h, &n, &e), SB_ERR_REDIS);
 	CHECK(strstr(e.msg, "malformed lock value in key 'sshbox:{acme:hold.example}:slot:1'") != NULL);
 	CHECK_INT(cmd_int(kv, "DEL", key, NULL, NULL), 1);
-	CHECK_INT(lock_release(kv, &a, &e), 0);
-	CHECK_INT(lock_release(kv, &c, &e), 0);
+	CHECK_INT(lock_unlock(kv, &a, &e), 0);
+	CHECK_INT(lock_unlock(kv, &c, &e), 0);
 	kv_free(kv);
 }
 
@@ -882,7 +882,7 @@ static void test_lock_fence_reseed(void)
 	CHECK_STREQ(fkey, "sshbox:{acme:fence.example}:fence");
 	for (i = 0; i < 5; i++) {
 		CHECK_INT(lock_acquire(kv, "acme", "fence.example", 1, "job", 10000, &l, &e), 0);
-		CHECK_INT(lock_release(kv, &l, &e), 0);
+		CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	}
 	f1 = l.fence;
 	CHECK_INT(cmd_int(kv, "GET", fkey, NULL, NULL), f1);
@@ -892,7 +892,7 @@ static void test_lock_fence_reseed(void)
 	CHECK_INT(cmd_int(kv, "DEL", fkey, NULL, NULL), 1);
 	CHECK_INT(lock_acquire(kv, "acme", "fence.example", 1, "job", 10000, &l, &e), 0);
 	CHECK(l.fence > f1);
-	CHECK_INT(lock_release(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	kv_free(kv);
 }
 
@@ -919,7 +919,7 @@ static void test_lock_lua_16_digits(void)
 	/* renew and release compare the exact bytes, so they succeed only if
 	 * Lua and C formatted the number the same way */
 	CHECK_INT(lock_renew(kv, &l, &e), 0);
-	CHECK_INT(lock_release(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	kv_free(kv);
 }
 
@@ -1026,7 +1026,7 @@ static void conc_child(struct shared *sh, acquire_fn acquire, const char *host, 
 		nanosleep(&hold, NULL);
 		atomic_fetch_sub(&sh->total, 1);
 		atomic_fetch_sub(&sh->occ[l.slot], 1);
-		if (lock_release(kv, &l, &e) != 0)
+		if (lock_unlock(kv, &l, &e) != 0)
 			atomic_fetch_add(&sh->release_errors, 1);
 		atomic_fetch_add(&sh->acquired, 1);
 		done++;
@@ -1157,7 +1157,7 @@ static double bench_cycles(const char *url, const char *host, int n)
 		struct lock l = LOCK_INIT;
 
 		if (lock_acquire(kv, "bench", host, 2, "bench-job", 30000, &l, &e) == 0 &&
-		    lock_release(kv, &l, &e) == 0)
+		    lock_unlock(kv, &l, &e) == 0)
 			ok++;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1494,7 +1494,7 @@ int main(void)
 	RUN(test_kv_pipeline);
 	RUN(test_lock_acquire);
 	RUN(test_lock_renew);
-	RUN(test_lock_release);
+	RUN(test_lock_unlock);
 	RUN(test_lock_holders);
 	RUN(test_lock_fence_reseed);
 	RUN(test_lock_lua_16_digits);
