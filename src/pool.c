@@ -293,7 +293,7 @@ static int repos_key(const char *account, const char *host, char out[KEY_MAX], s
 	if ((r = validate_account(account, e)) != 0 ||
 	    (r = validate_host_canonical(host, canon, sizeof(canon), e)) != 0)
 		return r;
-	snprintf(out, KEY_MAX, "sshbox:{%s:%s}:repos", account, canon);
+	snprintf(out, KEY_MAX, POOL_KEY_REPOS_FMT, account, canon);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "paths.h"
+#include "pool.h"
 #include "secret.h"
 #include "validate.h"
 
@@ -71,12 +72,14 @@ static struct kv_script set_state_script = KV_SCRIPT("registry_sandbox_set_state
 	"return 1\n");
 
 /* KEYS: sandbox hash, account's sandboxes set, accounts set, account hash,
- * version.  ARGV: host, account.  1 removed, 0 absent. */
+ * version, aliases, repository-affinity set.  ARGV: host, account, alias.
+ * 1 removed, 0 absent. */
 static struct kv_script remove_script = KV_SCRIPT("registry_sandbox_remove",
 	"local a = redis.call('DEL', KEYS[1])\n"
 	"if redis.call('HGET', KEYS[6], ARGV[3]) == ARGV[2] .. ' ' .. ARGV[1] then redis.call('HDEL', KEYS[6], ARGV[3]) end\n"
 	"local b = redis.call('SREM', KEYS[2], ARGV[1])\n"
 	"if a == 0 and b == 0 then return 0 end\n"
+	"redis.call('DEL', KEYS[7])\n"
 	"if redis.call('SCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[4]) == 0 then\n"
 	"  redis.call('SREM', KEYS[3], ARGV[2])\n"
 	"end\n"
@@ -820,8 +823,8 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 			    struct sb_error *e)
 {
 	char canon[VALIDATE_HOST_MAX + 1], k_sbx[REGISTRY_KEY_MAX], k_set[REGISTRY_KEY_MAX];
-	char k_acc[REGISTRY_KEY_MAX];
-	const char *keys[6], *args[3];
+	char k_acc[REGISTRY_KEY_MAX], k_repos[REGISTRY_KEY_MAX];
+	const char *keys[7], *args[3];
 	struct buf alias = BUF_INIT;
 	long long v;
 	int r;
@@ -838,11 +841,15 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 	keys[3] = k_acc;
 	keys[4] = REGISTRY_KEY_VERSION;
 	keys[5] = REGISTRY_KEY_ALIASES;
+	/* the scheduler must not prefer a re-added host for caches it lost */
+	if ((r = fmt_key(sizeof(k_repos), e, snprintf(k_repos, sizeof(k_repos), POOL_KEY_REPOS_FMT, account, canon))))
+		return r;
+	keys[6] = k_repos;
 	paths_alias(account, canon, &alias);
 	args[0] = canon;
 	args[1] = account;
 	args[2] = buf_cstr(&alias);
-	r = kv_eval_integer(kv, &remove_script, &v, e, 6, keys, 3, args);
+	r = kv_eval_integer(kv, &remove_script, &v, e, 7, keys, 3, args);
 	buf_release(&alias);
 	if (r)
 		return r;
