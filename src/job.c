@@ -749,7 +749,7 @@ static void release_lease(struct job *j)
 {
 	struct sb_error rel = SB_ERROR_INIT;
 	int cancelled = j->stop.why == STOP_SIGINT || j->stop.why == STOP_SIGTERM;
-	int rr = lock_release(j->kv, &j->lease.lock, &rel);
+	int rr = lock_unlock(j->kv, &j->lease.lock, &rel);
 	char why[SB_ERROR_MSG_MAX];
 
 	if (!j->ses.t0 || j->end_known)
@@ -858,7 +858,7 @@ static void job_release(struct job *j)
 {
 	if (j->lease.lock.held) {
 		struct sb_error rel = SB_ERROR_INIT;
-		(void)lock_release(j->kv, &j->lease.lock, &rel);
+		(void)lock_unlock(j->kv, &j->lease.lock, &rel);
 	}
 	schedule_free(j->acq.sched);
 	conn_release(&j->conn);

@@ -936,18 +936,16 @@ static void sweep_listed(struct sv_sandbox *s, struct sv_op *op)
 			continue;   /* not ours */
 		for (i = 0; i < sv->nsbx && !held; i++) {
 			char key[REGISTRY_KEY_MAX];
-			redisReply *rep = NULL;
+			long long exists = 0;
 			const struct sv_sandbox *o = sv->sbx[i];
 
 			if (strcmp(o->host, s->host) != 0 || o->port != s->port || strcmp(o->workdir, s->workdir) != 0)
 				continue;
 			if (lock_key_job(key, sizeof(key), o->account, id, NULL) != 0 ||
-			    kv_cmd(sv->kv, &rep, NULL, "EXISTS", key, NULL) != 0) {
+			    kv_cmd_integer(sv->kv, &exists, NULL, "EXISTS", key, NULL) != 0)
 				held = 1;   /* cannot tell: keep it */
-			} else {
-				held = rep->type != REDIS_REPLY_INTEGER || rep->integer != 0;
-				freeReplyObject(rep);
-			}
+			else
+				held = exists != 0;
 		}
 		if (held)
 			continue;
@@ -988,15 +986,16 @@ static void sweep(struct sv *sv)
 
 static int reconcile(struct sv *sv, int force, struct sb_error *e)
 {
-	redisReply *rep = NULL;
+	struct buf ver = BUF_INIT;
 	long long v = 0;
-	int r;
+	int r, found = 0;
 
-	if ((r = kv_cmd(sv->kv, &rep, e, "GET", REGISTRY_KEY_VERSION, NULL)) != 0)
+	r = kv_cmd_string(sv->kv, &ver, &found, e, "GET", REGISTRY_KEY_VERSION, NULL);
+	if (found)
+		v = strtoll(ver.data, NULL, 10);
+	buf_release(&ver);
+	if (r)
 		return r;
-	if (rep->type == REDIS_REPLY_STRING)
-		v = strtoll(rep->str, NULL, 10);
-	freeReplyObject(rep);
 	if (v == sv->version && !force)
 		return 0;
 	if ((r = transport_sync(sv->kv, sv->cfg, force, e)) != 0 || (r = reconcile_accounts(sv, e)) != 0 ||
