@@ -396,6 +396,22 @@ _tl_now_ms() {
 	echo $((t / 1000))
 }
 
+# pids_under DIR PGREP-ARG...: the pids pgrep finds whose working directory
+# or an open file lies under DIR.  Test scripts run side by side (tests/run)
+# as the same sandbox user: a pattern alone may find another test's
+# processes, their directories never.
+pids_under() {
+	local dir=$1 pid f
+	shift
+	for pid in $(pgrep "$@"); do
+		for f in "/proc/$pid/cwd" "/proc/$pid"/fd/*; do
+			case $(readlink "$f" 2>/dev/null) in
+			"$dir"/*|"$dir") echo "$pid"; break ;;
+			esac
+		done
+	done
+}
+
 test_wait_for() {
 	[ $# -eq 2 ] || _tl_bug "test_wait_for 'condition' TIMEOUT_S"
 	local cond=$1 limit_ms start now tries=0 max_tries delay_ms=20 out

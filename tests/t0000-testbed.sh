@@ -105,9 +105,11 @@ test_expect_success 'a root sandbox' '
 '
 
 test_expect_success 'stopping a sandbox ends its sessions too' '
-	{ tb_ssh a "sleep 60" >/dev/null 2>&1 & } &&
+	# a duration no other test uses: tests run side by side as sshbox-test
+	nap=60.$$ &&
+	{ tb_ssh a "sleep $nap" >/dev/null 2>&1 & } &&
 	client=$! &&
-	test_wait_for "tb_ssh a \"pgrep -u sshbox-test -x sleep\"" 10 &&
+	test_wait_for "tb_ssh a \"pgrep -u sshbox-test -fx \\\"sleep $nap\\\"\"" 10 &&
 	pids="$TB_A_PID $(tb_descendants "$TB_A_PID")" &&
 	echo $pids >>pids &&
 	test $(echo $pids | wc -w) -ge 4 &&

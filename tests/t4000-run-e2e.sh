@@ -39,7 +39,7 @@ test_expect_success 'a job runs a Bash tool through the real CLI and cleans up' 
 	test_path_is_missing "$wd/jobs/rb-2041" &&
 	test -z "$(ls -A "$wd/jobs")" &&
 	test "$(tb_redis_cli --scan --pattern "sshbox:*:slot:*" | wc -l)" = 0 &&
-	! pgrep -u sshbox-test -f "claude" &&
+	test -z "$(pids_under "$wd" -u sshbox-test -f claude)" &&
 	grep -q "$SB_API_KEY" "$SB_API_LOG"
 '
 

@@ -8,6 +8,17 @@ command -v valgrind >/dev/null || test_skip_all 'valgrind is not installed (scri
 test_have_prereq SANITIZE && test_skip_all 'the ASan build cannot run under valgrind'
 
 # --trace-children=no: ssh, git and the agents are not ours to check.
+# vg_clean LOG: memcheck reported nothing.  Debian 12's valgrind 3.19
+# predates pidfd_open (syscall 434): it warns once and fails the call with
+# ENOSYS, and the event loop then watches the child by polling (loop.c);
+# that warning, exactly, is not a finding.
+vg_clean() {
+	awk '/^--[0-9]+-- WARNING: unhandled amd64-linux syscall: 434$/ { skip = 4; next }
+	     skip > 0 && /^--[0-9]+-- / { skip--; next }
+	     { skip = 0; print }' "$1" >"$1.findings" &&
+	{ test ! -s "$1.findings" || { cat "$1"; false; }; }
+}
+
 VG="valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --track-fds=no --quiet"
 
 test_expect_success 'set up: Redis, a sandbox with the stub, a key, a repository over HTTP' '
@@ -38,8 +49,7 @@ test_expect_success 'a full job under memcheck: clean' '
 	$VG --log-file=vg-run.log "$SSHBOX" run <vg-1.json >vg-1.ndjson 2>vg-1.err &&
 	test "$(sb_result_field vg-1.ndjson status)" = succeeded &&
 	grep -q "\"type\":\"sshbox.repo\".*\"action\":\"clone\"" vg-1.ndjson &&
-	test_must_be_empty() { test ! -s "$1" || { cat "$1"; false; }; } &&
-	test_must_be_empty vg-run.log &&
+	vg_clean vg-run.log &&
 	# memcheck really ran (and would have said so): its own check of a leak
 	printf "int main(void){ void *p = __builtin_malloc(64); (void)p; return 0; }\n" >leak.c &&
 	cc -O0 -o leak leak.c && { $VG --log-file=vg-leak.log ./leak; echo $? >rc; } &&
@@ -54,7 +64,7 @@ test_expect_success 'a cancelled job under memcheck: clean' '
 	kill -TERM $pid &&
 	{ wait $pid; echo $? >rc; } &&
 	test "$(cat rc)" = 143 &&
-	test ! -s vg-cancel.log
+	vg_clean vg-cancel.log
 '
 
 test_expect_success 'management commands under memcheck: clean' '
@@ -63,7 +73,7 @@ test_expect_success 'management commands under memcheck: clean' '
 	{ $VG --log-file=vg-check.log "$SSHBOX" sandbox check --account acme >check.out; echo $? >rc; } &&
 	test "$(cat rc)" != 99 &&
 	grep -q "^sandbox 127.0.0.2" check.out &&
-	test ! -s vg-status.log && test ! -s vg-show.log && test ! -s vg-check.log
+	vg_clean vg-status.log && vg_clean vg-show.log && vg_clean vg-check.log
 '
 
 test_done
