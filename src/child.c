@@ -277,7 +277,9 @@ static void drain_into(int *fd, struct buf *b)
 		if (n > 0) {
 			if (b) {
 				size_t room = b->max ? b->max - b->len : (size_t)n;
-				(void)buf_append(b, tmp, (size_t)n < room ? (size_t)n : room);
+				/* out of memory: the rest is read and dropped,
+				 * as past the bound */
+				sb_best_effort(buf_append(b, tmp, (size_t)n < room ? (size_t)n : room));
 			}
 			continue;
 		}

@@ -26,8 +26,11 @@ int cmd_ssh(struct cmd_ctx *ctx, int argc, char **argv);
 
 /* "sshbox: error: <msg>" on stderr (one line). */
 void cmd_print_error(const struct sb_error *e);
-/* Append s as a JSON string (for --json output). */
+/* Append s as a JSON string (for --json output); a builder (buf.h). */
 struct buf;
 void cmd_json_string(struct buf *out, const char *s);
+/* Write a built output to stdout: SB_ERR_NOMEM/TOOBIG when it could not be
+ * built whole (nothing is written then), SB_ERR_IO when stdout refused. */
+SB_MUST_CHECK int cmd_write_out(const struct buf *out, struct sb_error *e);
 
 #endif

@@ -638,7 +638,11 @@ static enum phase stream_tick(struct job *j, int64_t now, int64_t *next)
 		return PH_DRAIN;
 	}
 	if (s->ssh.in_fd >= 0 && now >= s->next_heartbeat && s->in.len == 0) {
-		(void)buf_putc(&s->in, '\n');
+		if (buf_putc(&s->in, '\n') != 0) {
+			/* without heartbeats the sandbox would stop it anyway */
+			j->stop.why = STOP_INTERNAL;
+			return PH_DRAIN;
+		}
 		s->next_heartbeat = now + j->heartbeat_ms;
 	}
 	*next = min64(*next, min64(s->next_heartbeat, j->lease.next_renew));
