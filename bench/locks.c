@@ -1,5 +1,5 @@
 /* bench/locks.c — what a slot lease costs on top of Redis itself: cycles of
- * lock_acquire + lock_renew + lock_release (the real API: 3 scripts, one
+ * lock_acquire + lock_renew + lock_unlock (the real API: 3 scripts, one
  * round trip each once loaded) per second, against the floor of the same
  * number of round trips as bare PINGs over the same connection, and 3
  * EVAL of a script that only returns (the cost of going through Lua at
@@ -66,15 +66,15 @@ static int cycle_lock(struct kv *kv, long long n, struct sb_error *e)
 	if (r) {
 		struct sb_error ignored = SB_ERROR_INIT;
 
-		lock_release(kv, &l, &ignored);
+		lock_unlock(kv, &l, &ignored);
 		return r;
 	}
-	return lock_release(kv, &l, e);
+	return lock_unlock(kv, &l, e);
 }
 
 static int cycle_ping(struct kv *kv, long long n, struct sb_error *e)
 {
-	redisReply *reply;
+	struct kv_value reply = KV_VALUE_INIT;
 	int i, r;
 
 	(void)n;
@@ -82,9 +82,9 @@ static int cycle_ping(struct kv *kv, long long n, struct sb_error *e)
 		r = kv_cmd(kv, &reply, e, "PING", NULL);
 		if (r)
 			return r;
-		if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0)
-			r = kv_unexpected(kv, reply, "PING", e);
-		freeReplyObject(reply);
+		if (reply.type != KV_STATUS || strcmp(reply.str, "PONG") != 0)
+			r = kv_unexpected(kv, &reply, "PING", e);
+		kv_value_release(&reply);
 		if (r)
 			return r;
 	}
@@ -93,17 +93,12 @@ static int cycle_ping(struct kv *kv, long long n, struct sb_error *e)
 
 static int cycle_noop_script(struct kv *kv, long long n, struct sb_error *e)
 {
-	redisReply *reply;
 	long long v;
 	int i, r;
 
 	(void)n;
 	for (i = 0; i < 3; i++) {
-		r = kv_eval(kv, &noop_script, &reply, e, 0, NULL, 0, NULL);
-		if (r)
-			return r;
-		r = kv_reply_integer(kv, reply, "script bench_noop", &v, e);
-		freeReplyObject(reply);
+		r = kv_eval_integer(kv, &noop_script, &v, e, 0, NULL, 0, NULL);
 		if (r)
 			return r;
 	}

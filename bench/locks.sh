@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/locks.sh — slot leases per second against a local Redis (issue 7):
-# cycles of lock_acquire + lock_renew + lock_release (build/bench/locks,
+# cycles of lock_acquire + lock_renew + lock_unlock (build/bench/locks,
 # the real lock API over TCP loopback, fresh job_id each cycle) against the
 # floor of the same 3 round trips as bare PINGs on the same connection, and
 # 3 EVAL of a script that only returns.  The three take turns in 50 ms

@@ -1,7 +1,9 @@
-/* sshbox status [--json]: sandboxes, slots and their holders. */
+/* sshbox status [--json]: sandboxes, slots and their holders, and whether
+ * this host has a live ControlMaster to each. */
 #include "cmd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -9,9 +11,60 @@
 #include "fsutil.h"
 #include "kv.h"
 #include "lock.h"
+#include "paths.h"
 #include "registry.h"
 #include "pool.h"
+#include "ssh.h"
 #include "validate.h"
+
+/* The account's key_version, 0 when it has no key (then no master can
+ * exist).  Only that field: status has no use for the key token. */
+static int key_version_get(struct kv *kv, const char *account, long long *out, struct sb_error *e)
+{
+	char key[REGISTRY_KEY_MAX];
+	struct buf v = BUF_INIT;
+	int r, found = 0;
+
+	*out = 0;
+	if ((r = registry_key_account(key, sizeof(key), account, e)) != 0 ||
+	    (r = kv_cmd_string(kv, &v, &found, e, "HGET", key, "key_version", NULL)) != 0)
+		goto out;
+	if (found)
+		*out = strtoll(buf_cstr(&v), NULL, 10);
+out:
+	buf_release(&v);
+	return r;
+}
+
+/* "up" or "down": is there a master at the ControlPath a job of this host
+ * would use (the supervisor's or a job's own)?  "unknown" when ssh could
+ * not be asked.  No socket answers at once; a wedged master costs
+ * ssh_master_check's deadline once (it is killed and its socket removed). */
+static const char *master_state(const struct config *cfg, const struct sandbox_rec *s, long long key_version)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct buf cp = BUF_INIT, alias = BUF_INIT;
+	struct ssh_target t;
+	const char *state = "unknown";
+	int alive = 0;
+
+	if (key_version <= 0)
+		return "down";
+	if (paths_control(cfg->state_dir, s->account, key_version, s->host, s->port, s->user, s->host_key, &cp,
+			  &e) != 0 || paths_alias(s->account, s->host, &alias) != 0)
+		goto out;
+	t.cfg = cfg;
+	t.alias = buf_cstr(&alias);
+	t.host = s->host;
+	t.control_path = buf_cstr(&cp);
+	t.agent_sock = NULL;
+	if (ssh_master_check(&t, &alive, &e) == 0)
+		state = alive ? "up" : "down";
+out:
+	buf_release(&cp);
+	buf_release(&alias);
+	return state;
+}
 
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 {
@@ -19,7 +72,8 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 	struct sandbox_rec *list = NULL;
 	struct buf out = BUF_INIT, queues = BUF_INIT;
 	struct pool_health health;
-	long long qlen = 0;
+	long long qlen = 0, key_version = 0;
+	const char *master;
 	int nq = 0;
 	struct kv *kv = NULL;
 	size_t n = 0, i;
@@ -42,7 +96,8 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		    (r = pool_health_get(kv, list[i].account, list[i].host, &health, &e)) != 0)
 			break;
 		if (i == 0 || strcmp(list[i].account, list[i - 1].account) != 0) {
-			if ((r = pool_queue_len(kv, list[i].account, &qlen, &e)) != 0)
+			if ((r = pool_queue_len(kv, list[i].account, &qlen, &e)) != 0 ||
+			    (r = key_version_get(kv, list[i].account, &key_version, &e)) != 0)
 				break;
 			if (ctx->json) {
 				if (nq)
@@ -54,6 +109,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 				buf_printf(&out, "account %s: %lld job%s waiting\n", list[i].account, qlen, qlen == 1 ? "" : "s");
 			}
 		}
+		master = master_state(ctx->cfg, &list[i], key_version);
 		if (ctx->json) {
 			buf_puts(&out, i ? ",{\"account\":" : "{\"account\":");
 			cmd_json_string(&out, list[i].account);
@@ -63,6 +119,8 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 			cmd_json_string(&out, list[i].state);
 			buf_puts(&out, ",\"health\":");
 			cmd_json_string(&out, health.unhealthy ? "unhealthy" : "healthy");
+			buf_puts(&out, ",\"master\":");
+			cmd_json_string(&out, master);
 			if (health.unhealthy) {
 				buf_printf(&out, ",\"unhealthy_since\":%lld,\"failures\":%lld,\"retry_in_ms\":%lld,\"reason\":",
 					   health.since, health.failures, health.retry_in_ms);
@@ -82,7 +140,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 			if (health.unhealthy)
 				buf_printf(&out, " since %lld (%lld failures, retry in %lld s: %s)", health.since,
 					   health.failures, health.retry_in_ms / 1000, health.reason);
-			buf_printf(&out, ", slots %d/%d\n", used, list[i].slots);
+			buf_printf(&out, ", slots %d/%d, master %s\n", used, list[i].slots, master);
 			for (k = 0; k < used; k++)
 				buf_printf(&out, "    slot %d: job %s, running %lld s (fence %lld, lease %lld ms left)\n",
 					   h[k].slot, h[k].job_id, h[k].age_ms / 1000, h[k].fence, h[k].pttl_ms);

@@ -1,27 +1,13 @@
 /* sshbox supervise: the daemon (supervise.h), in the foreground. */
 #include "cmd.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "supervise.h"
 
-static volatile sig_atomic_t stop_flag, reload_flag;
 static const char *config_path;
-
-static void on_stop(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
-
-static void on_hup(int sig)
-{
-	(void)sig;
-	reload_flag = 1;
-}
 
 /* Re-read the configuration; the running one stays when the new one is bad. */
 static int reload(struct config *cfg, struct sb_error *e)
@@ -47,7 +33,6 @@ static int reload(struct config *cfg, struct sb_error *e)
 int cmd_supervise(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct sb_error e = SB_ERROR_INIT;
-	struct sigaction sa;
 
 	(void)argv;
 	if (argc > 1) {
@@ -59,14 +44,8 @@ int cmd_supervise(struct cmd_ctx *ctx, int argc, char **argv)
 		log_set_level(LOG_INFO);
 	log_set_timestamps(1);
 	config_path = ctx->config_path;
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop;   /* no SA_RESTART: a sleep or wait ends early */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
-	if (supervise_run(ctx->cfg, &stop_flag, &reload_flag, reload, &e) != 0) {
+	/* SIGTERM/SIGINT/SIGHUP: supervise_run reads them from a signalfd */
+	if (supervise_run(ctx->cfg, reload, &e) != 0) {
 		cmd_print_error(&e);
 		return e.code == SB_ERR_EXISTS ? SB_EXIT_TEMPFAIL : sb_err_exit_code(e.code);
 	}

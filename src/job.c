@@ -753,7 +753,7 @@ static void release_lease(struct job *j)
 {
 	struct sb_error rel = SB_ERROR_INIT;
 	int cancelled = j->stop.why == STOP_SIGINT || j->stop.why == STOP_SIGTERM;
-	int rr = lock_release(j->kv, &j->lease.lock, &rel);
+	int rr = lock_unlock(j->kv, &j->lease.lock, &rel);
 	char why[SB_ERROR_MSG_MAX];
 
 	if (!j->ses.t0 || j->end_known)
@@ -785,7 +785,9 @@ static enum phase done_enter(struct job *j)
 		if (!j->ses.ssh.reaped)
 			(void)child_wait(&j->ses.ssh, clock_deadline_in(0), KILL_GRACE_MS);
 	}
-	if (j->lease.lock.held)
+	/* after a session, always: a lease lost while it ran still leaves
+	 * the job's reservation to delete */
+	if (j->ses.t0 || j->lease.lock.held)
 		release_lease(j);
 	if (!j->end_known)
 		end_with(j, session_end(j), j->detail);
@@ -860,7 +862,7 @@ static void job_release(struct job *j)
 {
 	if (j->lease.lock.held) {
 		struct sb_error rel = SB_ERROR_INIT;
-		(void)lock_release(j->kv, &j->lease.lock, &rel);
+		(void)lock_unlock(j->kv, &j->lease.lock, &rel);
 	}
 	schedule_free(j->acq.sched);
 	conn_release(&j->conn);

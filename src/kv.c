@@ -1,6 +1,7 @@
 #include "kv.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,31 +53,134 @@ const char *kv_where(const struct kv *kv)
 	return kv ? kv->where : "(none)";
 }
 
-const char *kv_reply_type_name(const redisReply *r)
+/* ---- replies as values (the only place hiredis replies are freed) ---- */
+
+void kv_value_release(struct kv_value *v)
 {
-	if (!r)
-		return "no reply";
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < v->n; i++)
+		kv_value_release(&v->elem[i]);
+	free(v->elem);
+	if (v->str) {
+		secret_wipe(v->str, v->len);
+		free(v->str);
+	}
+	*v = (struct kv_value)KV_VALUE_INIT;
+}
+
+/* Deep-copy r into out, wiping r's text as it goes (the reply may hold a
+ * key token and freeReplyObject does not wipe).  On failure out is
+ * KV_VALUE_INIT. */
+static int value_from_reply(struct kv_value *out, redisReply *r)
+{
+	size_t i;
+
+	*out = (struct kv_value)KV_VALUE_INIT;
 	switch (r->type) {
-	case REDIS_REPLY_STRING: return "string";
-	case REDIS_REPLY_ARRAY: return "array";
-	case REDIS_REPLY_INTEGER: return "integer";
-	case REDIS_REPLY_NIL: return "nil";
-	case REDIS_REPLY_STATUS: return "status";
-	case REDIS_REPLY_ERROR: return "error";
-	default: return "unknown";
+	case REDIS_REPLY_NIL:
+		return 0;
+	case REDIS_REPLY_INTEGER:
+		out->type = KV_INTEGER;
+		out->integer = r->integer;
+		return 0;
+	case REDIS_REPLY_STRING:
+	case REDIS_REPLY_STATUS:
+	case REDIS_REPLY_ERROR:
+		out->type = r->type == REDIS_REPLY_STRING ? KV_STRING :
+			    r->type == REDIS_REPLY_STATUS ? KV_STATUS : KV_ERROR;
+		out->str = malloc(r->len + 1);
+		if (!out->str) {
+			*out = (struct kv_value)KV_VALUE_INIT;
+			return SB_ERR_NOMEM;
+		}
+		if (r->len)
+			memcpy(out->str, r->str, r->len);
+		out->str[r->len] = '\0';
+		out->len = r->len;
+		if (r->str)
+			secret_wipe(r->str, r->len);
+		return 0;
+	case REDIS_REPLY_ARRAY:
+		out->type = KV_ARRAY;
+		if (r->elements == 0)
+			return 0;
+		out->elem = calloc(r->elements, sizeof(*out->elem));
+		if (!out->elem) {
+			*out = (struct kv_value)KV_VALUE_INIT;
+			return SB_ERR_NOMEM;
+		}
+		for (i = 0; i < r->elements; i++) {
+			out->n = i + 1;
+			if (value_from_reply(&out->elem[i], r->element[i]) != 0) {
+				kv_value_release(out);
+				return SB_ERR_NOMEM;
+			}
+		}
+		return 0;
+	default:   /* RESP2 has no other type; hiredis 0.14 makes none */
+		return SB_ERR_INTERNAL;
 	}
 }
 
-int kv_unexpected(struct kv *kv, const redisReply *r, const char *what, struct sb_error *e)
+/* Hand r to the caller as a value (or drop it when out is NULL); frees r. */
+static int take_reply(struct kv *kv, redisReply *r, struct kv_value *out, struct sb_error *e)
 {
-	return sb_error_set(e, SB_ERR_REDIS, "Redis at %s: unexpected reply to %s: %s",
-			    kv_where(kv), what, kv_reply_type_name(r));
+	int rc = 0;
+
+	if (out) {
+		rc = value_from_reply(out, r);
+		if (rc == SB_ERR_NOMEM)
+			sb_error_set(e, rc, "out of memory");
+		else if (rc)
+			sb_error_set(e, rc, "Redis at %s: a reply of unknown type %d", kv->where, r->type);
+	}
+	freeReplyObject(r);
+	return rc;
 }
 
-int kv_reply_integer(struct kv *kv, const redisReply *r, const char *what, long long *out,
+const struct kv_value *kv_value_field(const struct kv_value *v, const char *name)
+{
+	size_t i, n = strlen(name);
+
+	if (!v || v->type != KV_ARRAY)
+		return NULL;
+	for (i = 0; i + 1 < v->n; i += 2) {
+		const struct kv_value *k = &v->elem[i];
+
+		if (k->type == KV_STRING && k->len == n && memcmp(k->str, name, n) == 0)
+			return &v->elem[i + 1];
+	}
+	return NULL;
+}
+
+const char *kv_value_type_name(const struct kv_value *v)
+{
+	if (!v)
+		return "no reply";
+	switch (v->type) {
+	case KV_STRING: return "string";
+	case KV_ARRAY: return "array";
+	case KV_INTEGER: return "integer";
+	case KV_NIL: return "nil";
+	case KV_STATUS: return "status";
+	case KV_ERROR: return "error";
+	}
+	return "unknown";
+}
+
+int kv_unexpected(struct kv *kv, const struct kv_value *r, const char *what, struct sb_error *e)
+{
+	return sb_error_set(e, SB_ERR_REDIS, "Redis at %s: unexpected reply to %s: %s",
+			    kv_where(kv), what, kv_value_type_name(r));
+}
+
+int kv_reply_integer(struct kv *kv, const struct kv_value *r, const char *what, long long *out,
 		     struct sb_error *e)
 {
-	if (!r || r->type != REDIS_REPLY_INTEGER)
+	if (!r || r->type != KV_INTEGER)
 		return kv_unexpected(kv, r, what, e);
 	*out = r->integer;
 	return 0;
@@ -506,8 +610,11 @@ static int kv_connect(struct kv *kv, struct sb_error *e)
 		if (rc)
 			goto fail;
 		if (r->type != REDIS_REPLY_STATUS || !starts_with(r, "PONG")) {
-			rc = kv_unexpected(kv, r, "PING", e);
-			freeReplyObject(r);
+			struct kv_value v = KV_VALUE_INIT;
+
+			(void)take_reply(kv, r, &v, e);
+			rc = kv_unexpected(kv, &v, "PING", e);
+			kv_value_release(&v);
 			goto fail;
 		}
 		freeReplyObject(r);
@@ -572,7 +679,7 @@ static int run_argv(struct kv *kv, int argc, const char **argv, const size_t *le
 	return send_argv(kv, argc, argv, lens, what, raw_errors, reply, e);
 }
 
-int kv_cmdv(struct kv *kv, redisReply **reply, struct sb_error *e, int argc, const char **argv,
+int kv_cmdv(struct kv *kv, struct kv_value *reply, struct sb_error *e, int argc, const char **argv,
 	    const size_t *lens)
 {
 	size_t own[KV_MAX_ARGS], *heap = NULL;
@@ -582,7 +689,7 @@ int kv_cmdv(struct kv *kv, redisReply **reply, struct sb_error *e, int argc, con
 	int rc, i;
 
 	if (reply)
-		*reply = NULL;
+		*reply = (struct kv_value)KV_VALUE_INIT;
 	if (!kv || argc <= 0 || !argv || !argv[0])
 		return sb_error_set(e, SB_ERR_INTERNAL, "kv_cmdv: no command");
 	if (!lens) {
@@ -603,11 +710,7 @@ int kv_cmdv(struct kv *kv, redisReply **reply, struct sb_error *e, int argc, con
 	free(heap);
 	if (rc)
 		return rc;
-	if (reply)
-		*reply = r;
-	else
-		freeReplyObject(r);
-	return 0;
+	return take_reply(kv, r, reply, e);
 }
 
 /* "EVAL <lua> <nkeys> <keys...> <args...>" in a new array for the caller
@@ -661,11 +764,12 @@ int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error 
 	return r;
 }
 
-int kv_pipe_reply(struct kv *kv, redisReply **reply, struct sb_error *e)
+int kv_pipe_reply(struct kv *kv, struct kv_value *reply, struct sb_error *e)
 {
 	void *r = NULL;
 
-	*reply = NULL;
+	if (reply)
+		*reply = (struct kv_value)KV_VALUE_INIT;
 	if (!kv)
 		return sb_error_set(e, SB_ERR_INTERNAL, "kv_pipe_reply: no connection");
 	if (!kv->c)   /* dropped by an earlier reply (READONLY after a failover) */
@@ -678,45 +782,100 @@ int kv_pipe_reply(struct kv *kv, redisReply **reply, struct sb_error *e)
 	kv->pending--;
 	if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
 		return error_reply(kv, r, "a pipelined command", e);
-	*reply = r;
-	return 0;
+	return take_reply(kv, r, reply, e);
 }
 
 int kv_pipe_reply_integer(struct kv *kv, const char *what, long long *out, struct sb_error *e)
 {
-	redisReply *reply = NULL;
+	struct kv_value v = KV_VALUE_INIT;
 	int r;
 
 	*out = 0;
-	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
+	if ((r = kv_pipe_reply(kv, &v, e)) != 0)
 		return r;
-	r = kv_reply_integer(kv, reply, what, out, e);
-	freeReplyObject(reply);
+	r = kv_reply_integer(kv, &v, what, out, e);
+	kv_value_release(&v);
 	return r;
 }
 
-int kv_cmd(struct kv *kv, redisReply **reply, struct sb_error *e, const char *arg0, ...)
+/* The NULL-terminated arguments after arg0 into argv; the count or -1. */
+static int collect_args(const char *argv[KV_MAX_ARGS], const char *arg0, va_list ap)
 {
-	const char *argv[KV_MAX_ARGS];
 	const char *a;
 	int argc = 0;
-	va_list ap;
 
-	if (reply)
-		*reply = NULL;
-	va_start(ap, arg0);
 	for (a = arg0; a; a = va_arg(ap, const char *)) {
-		if (argc == KV_MAX_ARGS) {
-			va_end(ap);
-			return sb_error_set(e, SB_ERR_INTERNAL, "kv_cmd: more than %d arguments", KV_MAX_ARGS);
-		}
+		if (argc == KV_MAX_ARGS)
+			return -1;
 		argv[argc++] = a;
 	}
-	va_end(ap);
+	return argc;
+}
+
+#define KV_COLLECT(argv, argc, arg0, e) do { \
+		va_list ap_; \
+		va_start(ap_, arg0); \
+		argc = collect_args(argv, arg0, ap_); \
+		va_end(ap_); \
+		if (argc < 0) \
+			return sb_error_set(e, SB_ERR_INTERNAL, "kv_cmd: more than %d arguments", KV_MAX_ARGS); \
+	} while (0)
+
+int kv_cmd(struct kv *kv, struct kv_value *reply, struct sb_error *e, const char *arg0, ...)
+{
+	const char *argv[KV_MAX_ARGS];
+	int argc;
+
+	if (reply)
+		*reply = (struct kv_value)KV_VALUE_INIT;
+	KV_COLLECT(argv, argc, arg0, e);
 	return kv_cmdv(kv, reply, e, argc, argv, NULL);
 }
 
-int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct sb_error *e,
+int kv_cmd_integer(struct kv *kv, long long *out, struct sb_error *e, const char *arg0, ...)
+{
+	const char *argv[KV_MAX_ARGS];
+	struct kv_value v = KV_VALUE_INIT;
+	char what[40];
+	int argc, r;
+
+	*out = 0;
+	KV_COLLECT(argv, argc, arg0, e);
+	if ((r = kv_cmdv(kv, &v, e, argc, argv, NULL)) != 0)
+		return r;
+	r = kv_reply_integer(kv, &v, echo_text(what, sizeof(what), argv[0], strlen(argv[0])), out, e);
+	kv_value_release(&v);
+	return r;
+}
+
+int kv_cmd_string(struct kv *kv, struct buf *out, int *found, struct sb_error *e, const char *arg0, ...)
+{
+	const char *argv[KV_MAX_ARGS];
+	struct kv_value v = KV_VALUE_INIT;
+	char what[40];
+	int argc, r;
+
+	*found = 0;
+	buf_reset(out);
+	KV_COLLECT(argv, argc, arg0, e);
+	if ((r = kv_cmdv(kv, &v, e, argc, argv, NULL)) != 0)
+		return r;
+	if (v.type == KV_STRING) {
+		if ((r = buf_append(out, v.str, v.len)) == SB_ERR_TOOBIG)
+			sb_error_set(e, r, "Redis at %s: the reply to %s is too long", kv->where,
+				     echo_text(what, sizeof(what), argv[0], strlen(argv[0])));
+		else if (r)
+			sb_error_set(e, r, "out of memory");
+		else
+			*found = 1;
+	} else if (v.type != KV_NIL) {
+		r = kv_unexpected(kv, &v, echo_text(what, sizeof(what), argv[0], strlen(argv[0])), e);
+	}
+	kv_value_release(&v);
+	return r;
+}
+
+int kv_eval(struct kv *kv, struct kv_script *script, struct kv_value *reply, struct sb_error *e,
 	    int nkeys, const char **keys, int nargs, const char **args)
 {
 	const char **argv = NULL;
@@ -726,7 +885,7 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
 	int argc, i, rc;
 
 	if (reply)
-		*reply = NULL;
+		*reply = (struct kv_value)KV_VALUE_INIT;
 	if (!kv || !script || nkeys < 0 || nargs < 0 || nkeys > 100000 || nargs > 100000)
 		return sb_error_set(e, SB_ERR_INTERNAL, "kv_eval: bad arguments");
 	argc = 3 + nkeys + nargs;
@@ -742,39 +901,48 @@ int kv_eval(struct kv *kv, struct kv_script *script, redisReply **reply, struct 
 	rc = run_argv(kv, argc, argv, lens, what, 1, &r, e);
 	if (rc)
 		goto out;
-	if (r->type == REDIS_REPLY_ERROR) {
+	if (r->type == REDIS_REPLY_ERROR)
 		rc = error_reply(kv, r, what, e);
-		r = NULL;
-		goto out;
-	}
-	if (reply) {
-		*reply = r;
-		r = NULL;
-	}
+	else
+		rc = take_reply(kv, r, reply, e);
 out:
-	if (r)
-		freeReplyObject(r);
 	free(argv);
 	free(lens);
 	return rc;
 }
 
+int kv_eval_integer(struct kv *kv, struct kv_script *script, long long *out, struct sb_error *e,
+		    int nkeys, const char **keys, int nargs, const char **args)
+{
+	struct kv_value v = KV_VALUE_INIT;
+	char what[80];
+	int r;
+
+	*out = 0;
+	if ((r = kv_eval(kv, script, &v, e, nkeys, keys, nargs, args)) != 0)
+		return r;
+	snprintf(what, sizeof(what), "script %s", script->name);
+	r = kv_reply_integer(kv, &v, what, out, e);
+	kv_value_release(&v);
+	return r;
+}
+
 int kv_maxmemory_policy(struct kv *kv, char *out, size_t outsz, struct sb_error *e)
 {
-	redisReply *r = NULL;
+	struct kv_value v = KV_VALUE_INIT;
+	const struct kv_value *policy;
 	int rc;
 
 	if (outsz)
 		out[0] = '\0';
-	rc = kv_cmd(kv, &r, e, "CONFIG", "GET", "maxmemory-policy", NULL);
+	rc = kv_cmd(kv, &v, e, "CONFIG", "GET", "maxmemory-policy", NULL);
 	if (rc)
 		return rc;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[1]->type != REDIS_REPLY_STRING) {
-		rc = kv_unexpected(kv, r, "CONFIG GET maxmemory-policy", e);
-	} else {
-		echo_text(out, outsz, r->element[1]->str, r->element[1]->len);
-	}
-	freeReplyObject(r);
+	policy = kv_value_field(&v, "maxmemory-policy");
+	if (v.n != 2 || !policy || policy->type != KV_STRING)
+		rc = kv_unexpected(kv, &v, "CONFIG GET maxmemory-policy", e);
+	else
+		echo_text(out, outsz, policy->str, policy->len);
+	kv_value_release(&v);
 	return rc;
 }

@@ -42,7 +42,7 @@ static struct kv_script renew_script = KV_SCRIPT("lock_renew",
 	"return 0\n");
 
 /* 1 released, 0 held by someone else, -1 already gone. */
-static struct kv_script release_script = KV_SCRIPT("lock_release",
+static struct kv_script unlock_script = KV_SCRIPT("lock_unlock",
 	"if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
 	"local v = redis.call('GET', KEYS[1])\n"
 	"if v == false then return -1 end\n"
@@ -218,7 +218,7 @@ int lock_acquire(struct kv *kv, const char *account, const char *host, int slots
 {
 	struct lock l = LOCK_INIT;
 	struct keyset ks = { NULL, NULL, 0 };
-	redisReply *reply = NULL;
+	struct kv_value reply = KV_VALUE_INIT;
 	char ttl[24];
 	const char *args[3];
 	int64_t t_send;
@@ -253,33 +253,30 @@ int lock_acquire(struct kv *kv, const char *account, const char *host, int slots
 	r = kv_eval(kv, &acquire_script, &reply, e, ks.n, ks.ptrs, 3, args);
 	if (r)
 		goto out;
-	if (reply->type == REDIS_REPLY_INTEGER && reply->integer == -2) {
+	if (reply.type == KV_INTEGER && reply.integer == -2) {
 		r = sb_error_set(e, SB_ERR_EXISTS, "job_id '%s' is already running for account '%s'", l.job_id,
 				 l.account);
 		goto out;
 	}
-	if (reply->type == REDIS_REPLY_NIL) {
+	if (reply.type == KV_NIL) {
 		r = sb_error_set(e, SB_ERR_UNAVAILABLE, "all %d slots of sandbox '%s' (account '%s') are busy",
 				 slots, l.host, l.account);
 		goto out;
 	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[1]->type != REDIS_REPLY_INTEGER ||
-	    reply->element[0]->integer < 0 || reply->element[0]->integer >= slots ||
-	    reply->element[1]->integer <= 0) {
-		r = kv_unexpected(kv, reply, "script lock_acquire", e);
+	if (reply.type != KV_ARRAY || reply.n != 2 ||
+	    reply.elem[0].type != KV_INTEGER || reply.elem[1].type != KV_INTEGER ||
+	    reply.elem[0].integer < 0 || reply.elem[0].integer >= slots || reply.elem[1].integer <= 0) {
+		r = kv_unexpected(kv, &reply, "script lock_acquire", e);
 		goto out;
 	}
-	l.slot = (int)reply->element[0]->integer;
-	l.fence = reply->element[1]->integer;
+	l.slot = (int)reply.elem[0].integer;
+	l.fence = reply.elem[1].integer;
 	l.deadline_ms = t_send + ttl_ms - lease_margin(ttl_ms);
 	l.renewed_ms = t_send;
 	l.held = 1;
 	*out = l;
 out:
-	if (reply)
-		freeReplyObject(reply);
+	kv_value_release(&reply);
 	keyset_release(&ks);
 	secret_wipe(&l, sizeof(l));
 	return r;
@@ -289,7 +286,7 @@ int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e)
 {
 	char key[LOCK_KEY_MAX], jkey[LOCK_KEY_MAX], value[160], ttl[24];
 	const char *keys[2], *args[2];
-	redisReply *reply = NULL;
+	long long v = 0;
 	int64_t t_send;
 	int r;
 
@@ -315,14 +312,15 @@ int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e)
 	keys[1] = jkey;
 	args[0] = value;
 	args[1] = ttl;
-	r = kv_eval(kv, &renew_script, &reply, e, 2, keys, 2, args);
+	r = kv_eval_integer(kv, &renew_script, &v, e, 2, keys, 2, args);
 	if (r)
 		goto out;
-	if (reply->type != REDIS_REPLY_INTEGER || (reply->integer != 0 && reply->integer != 1)) {
-		r = kv_unexpected(kv, reply, "script lock_renew", e);
+	if (v != 0 && v != 1) {
+		r = sb_error_set(e, SB_ERR_REDIS, "Redis at %s: unexpected reply to script lock_renew: integer",
+				 kv_where(kv));
 		goto out;
 	}
-	if (reply->integer == 0) {
+	if (v == 0) {
 		l->held = 0;
 		r = sb_error_set(e, SB_ERR_NOTFOUND,
 				 "lost the lock on sandbox '%s' slot %d (account '%s'): the lease expired or another job holds the slot",
@@ -332,17 +330,15 @@ int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e)
 	l->deadline_ms = t_send + l->ttl_ms - lease_margin(l->ttl_ms);
 	l->renewed_ms = t_send;
 out:
-	if (reply)
-		freeReplyObject(reply);
 	secret_wipe(value, sizeof(value));
 	return r;
 }
 
-int lock_release(struct kv *kv, struct lock *l, struct sb_error *e)
+int lock_unlock(struct kv *kv, struct lock *l, struct sb_error *e)
 {
 	char key[LOCK_KEY_MAX], jkey[LOCK_KEY_MAX], value[160];
 	const char *keys[2], *args[1];
-	redisReply *reply = NULL;
+	long long v = 0;
 	int r;
 
 	l->held = 0;
@@ -358,26 +354,25 @@ int lock_release(struct kv *kv, struct lock *l, struct sb_error *e)
 	keys[0] = key;
 	keys[1] = jkey;
 	args[0] = value;
-	r = kv_eval(kv, &release_script, &reply, e, 2, keys, 1, args);
+	r = kv_eval_integer(kv, &unlock_script, &v, e, 2, keys, 1, args);
 	if (r)
 		goto out;
-	if (reply->type != REDIS_REPLY_INTEGER || reply->integer < -1 || reply->integer > 1) {
-		r = kv_unexpected(kv, reply, "script lock_release", e);
+	if (v < -1 || v > 1) {
+		r = sb_error_set(e, SB_ERR_REDIS, "Redis at %s: unexpected reply to script lock_unlock: integer",
+				 kv_where(kv));
 		goto out;
 	}
-	if (reply->integer == -1)
+	if (v == -1)
 		r = sb_error_set(e, SB_ERR_NOTFOUND,
 				 "the lock on sandbox '%s' slot %d (account '%s') had already expired",
 				 l->host, l->slot, l->account);
-	else if (reply->integer == 0)
+	else if (v == 0)
 		r = sb_error_set(e, SB_ERR_NOTFOUND,
 				 "the lock on sandbox '%s' slot %d (account '%s') had been taken by another holder",
 				 l->host, l->slot, l->account);
 	/* a definite answer: nothing of ours is left to release */
 	secret_wipe(l->token, sizeof(l->token));
 out:
-	if (reply)
-		freeReplyObject(reply);
 	secret_wipe(value, sizeof(value));
 	return r;
 }
@@ -432,27 +427,25 @@ int lock_list_holders_send(struct kv *kv, const char *account, const char *host,
 int lock_list_holders_recv(struct kv *kv, const char *account, const char *host, int slots,
 			   struct lock_holder *out, int *n_out, struct sb_error *e)
 {
-	redisReply *reply = NULL;
+	struct kv_value reply = KV_VALUE_INIT;
 	size_t i;
 	int r, n = 0, last = -1;
 
 	*n_out = 0;
 	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
 		return r;
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0 ||
-	    reply->elements / 4 > (size_t)slots) {
-		r = kv_unexpected(kv, reply, "script lock_holders", e);
+	if (reply.type != KV_ARRAY || reply.n % 4 != 0 || reply.n / 4 > (size_t)slots) {
+		r = kv_unexpected(kv, &reply, "script lock_holders", e);
 		goto out;
 	}
-	for (i = 0; i < reply->elements; i += 4) {
-		redisReply *rs = reply->element[i], *rv = reply->element[i + 1], *rt = reply->element[i + 2];
-		redisReply *ra = reply->element[i + 3];
+	for (i = 0; i < reply.n; i += 4) {
+		const struct kv_value *rs = &reply.elem[i], *rv = &reply.elem[i + 1], *rt = &reply.elem[i + 2];
+		const struct kv_value *ra = &reply.elem[i + 3];
 		struct lock_holder h;
 
-		if (rs->type != REDIS_REPLY_INTEGER || rv->type != REDIS_REPLY_STRING ||
-		    rt->type != REDIS_REPLY_INTEGER || ra->type != REDIS_REPLY_INTEGER ||
-		    rs->integer <= last || rs->integer >= slots) {
-			r = kv_unexpected(kv, reply, "script lock_holders", e);
+		if (rs->type != KV_INTEGER || rv->type != KV_STRING || rt->type != KV_INTEGER ||
+		    ra->type != KV_INTEGER || rs->integer <= last || rs->integer >= slots) {
+			r = kv_unexpected(kv, &reply, "script lock_holders", e);
 			goto out;
 		}
 		memset(&h, 0, sizeof(h));
@@ -472,7 +465,7 @@ int lock_list_holders_recv(struct kv *kv, const char *account, const char *host,
 	}
 	*n_out = n;
 out:
-	freeReplyObject(reply);
+	kv_value_release(&reply);
 	return r;
 }
 

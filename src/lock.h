@@ -81,7 +81,7 @@ int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e);
  * the job did not hold the lock to its end.  SB_ERR_REDIS: unknown (the key
  * expires by itself; the token is kept so a retry is possible).  l->held
  * is 0 afterwards in every case. */
-int lock_release(struct kv *kv, struct lock *l, struct sb_error *e);
+int lock_unlock(struct kv *kv, struct lock *l, struct sb_error *e);
 
 struct lock_holder {
 	int slot;

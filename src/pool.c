@@ -80,21 +80,21 @@ static int poll_send(struct kv *kv, const char *account, const char *member, str
 
 static int poll_recv(struct kv *kv, long long *rank, long long *len, struct sb_error *e)
 {
-	redisReply *reply = NULL;
+	struct kv_value reply = KV_VALUE_INIT;
 	int r;
 
 	if ((r = kv_pipe_reply(kv, &reply, e)) != 0)
 		return r;
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-	    reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER)
-		r = kv_unexpected(kv, reply, "script pool_poll", e);
+	if (reply.type != KV_ARRAY || reply.n != 2 || reply.elem[0].type != KV_INTEGER ||
+	    reply.elem[1].type != KV_INTEGER)
+		r = kv_unexpected(kv, &reply, "script pool_poll", e);
 	else {
 		if (rank)
-			*rank = reply->element[0]->integer;
+			*rank = reply.elem[0].integer;
 		if (len)
-			*len = reply->element[1]->integer;
+			*len = reply.elem[1].integer;
 	}
-	freeReplyObject(reply);
+	kv_value_release(&reply);
 	return r;
 }
 
@@ -127,7 +127,7 @@ int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct 
 	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX], ttl[16], token[33];
 	unsigned char rnd[16];
 	const char *keys[3], *args[3];
-	redisReply *reply = NULL;
+	struct kv_value reply = KV_VALUE_INIT;
 	int r, i;
 
 	if ((r = queue_keys(account, q, alive, seq, e)) != 0 || (r = validate_job_id(job_id, e)) != 0)
@@ -145,15 +145,14 @@ int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct 
 	args[2] = ttl;
 	if ((r = kv_eval(kv, &enqueue_script, &reply, e, 3, keys, 3, args)) != 0)
 		return r;
-	if (reply->type != REDIS_REPLY_STRING || reply->len >= sizeof(t->member))
-		r = kv_unexpected(kv, reply, "script pool_enqueue", e);
+	if (reply.type != KV_STRING || reply.len >= sizeof(t->member))
+		r = kv_unexpected(kv, &reply, "script pool_enqueue", e);
 	else {
-		memcpy(t->member, reply->str, reply->len);
-		t->member[reply->len] = '\0';
+		memcpy(t->member, reply.str, reply.len + 1);
 		t->ticket = strtoll(t->member, NULL, 10);
 		t->queued = 1;
 	}
-	freeReplyObject(reply);
+	kv_value_release(&reply);
 	return r;
 }
 
@@ -209,7 +208,8 @@ int pool_health_send(struct kv *kv, const char *account, const char *host, struc
 
 int pool_health_recv(struct kv *kv, struct pool_health *h, struct sb_error *e)
 {
-	redisReply *reply = NULL, *ttl = NULL;
+	struct kv_value reply = KV_VALUE_INIT, ttl = KV_VALUE_INIT;
+	const struct kv_value *v;
 	size_t i;
 	int r;
 
@@ -218,28 +218,24 @@ int pool_health_recv(struct kv *kv, struct pool_health *h, struct sb_error *e)
 		return r;
 	if ((r = kv_pipe_reply(kv, &ttl, e)) != 0)
 		goto out;
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		r = kv_unexpected(kv, reply, "HGETALL health", e);
+	if (reply.type != KV_ARRAY) {
+		r = kv_unexpected(kv, &reply, "HGETALL health", e);
 		goto out;
 	}
-	for (i = 0; i + 1 < reply->elements; i += 2) {
-		const redisReply *k = reply->element[i], *v = reply->element[i + 1];
-		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-			continue;
-		h->unhealthy = 1;
-		if (strcmp(k->str, "reason") == 0)
-			snprintf(h->reason, sizeof(h->reason), "%s", v->str);
-		else if (strcmp(k->str, "since") == 0)
-			h->since = strtoll(v->str, NULL, 10);
-		else if (strcmp(k->str, "failures") == 0)
-			h->failures = strtoll(v->str, NULL, 10);
-	}
-	if (h->unhealthy && ttl->type == REDIS_REPLY_INTEGER)
-		h->retry_in_ms = ttl->integer;
+	for (i = 0; i + 1 < reply.n; i += 2)
+		if (reply.elem[i].type == KV_STRING && reply.elem[i + 1].type == KV_STRING)
+			h->unhealthy = 1;
+	if ((v = kv_value_field(&reply, "reason")) && v->type == KV_STRING)
+		snprintf(h->reason, sizeof(h->reason), "%s", v->str);
+	if ((v = kv_value_field(&reply, "since")) && v->type == KV_STRING)
+		h->since = strtoll(v->str, NULL, 10);
+	if ((v = kv_value_field(&reply, "failures")) && v->type == KV_STRING)
+		h->failures = strtoll(v->str, NULL, 10);
+	if (h->unhealthy && ttl.type == KV_INTEGER)
+		h->retry_in_ms = ttl.integer;
 out:
-	if (ttl)
-		freeReplyObject(ttl);
-	freeReplyObject(reply);
+	kv_value_release(&ttl);
+	kv_value_release(&reply);
 	return r;
 }
 
@@ -297,7 +293,7 @@ static int repos_key(const char *account, const char *host, char out[KEY_MAX], s
 	if ((r = validate_account(account, e)) != 0 ||
 	    (r = validate_host_canonical(host, canon, sizeof(canon), e)) != 0)
 		return r;
-	snprintf(out, KEY_MAX, "sshbox:{%s:%s}:repos", account, canon);
+	snprintf(out, KEY_MAX, POOL_KEY_REPOS_FMT, account, canon);
 	return 0;
 }
 

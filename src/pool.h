@@ -67,7 +67,10 @@ int pool_mark_healthy(struct kv *kv, const char *account, const char *host, stru
 
 /* Which repository caches a sandbox holds (sshbox:{<account>:<host>}:repos,
  * a set of paths_repo_key() names): the scheduler prefers a sandbox that
- * already has the job's repository. */
+ * already has the job's repository.  Written after a job's checkout, no
+ * TTL; registry_sandbox_remove deletes it with the sandbox (a re-added host
+ * may be a fresh machine without those caches). */
+#define POOL_KEY_REPOS_FMT "sshbox:{%s:%s}:repos"
 int pool_note_repo(struct kv *kv, const char *account, const char *host, const char *repo_key,
 		   struct sb_error *e);
 int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,

@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "paths.h"
+#include "pool.h"
 #include "secret.h"
 #include "validate.h"
 
@@ -71,12 +72,14 @@ static struct kv_script set_state_script = KV_SCRIPT("registry_sandbox_set_state
 	"return 1\n");
 
 /* KEYS: sandbox hash, account's sandboxes set, accounts set, account hash,
- * version.  ARGV: host, account.  1 removed, 0 absent. */
+ * version, aliases, repository-affinity set.  ARGV: host, account, alias.
+ * 1 removed, 0 absent. */
 static struct kv_script remove_script = KV_SCRIPT("registry_sandbox_remove",
 	"local a = redis.call('DEL', KEYS[1])\n"
 	"if redis.call('HGET', KEYS[6], ARGV[3]) == ARGV[2] .. ' ' .. ARGV[1] then redis.call('HDEL', KEYS[6], ARGV[3]) end\n"
 	"local b = redis.call('SREM', KEYS[2], ARGV[1])\n"
 	"if a == 0 and b == 0 then return 0 end\n"
+	"redis.call('DEL', KEYS[7])\n"
 	"if redis.call('SCARD', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[4]) == 0 then\n"
 	"  redis.call('SREM', KEYS[3], ARGV[2])\n"
 	"end\n"
@@ -128,31 +131,23 @@ int registry_key_sandbox(char *out, size_t outsz, const char *account, const cha
 
 /* A HGETALL reply as parallel field/value views. */
 struct fields {
-	const redisReply *r;
+	const struct kv_value *r;
 	const char *key;   /* for messages */
 };
 
-static const redisReply *field_get(const struct fields *f, const char *name)
+static const struct kv_value *field_get(const struct fields *f, const char *name)
 {
-	size_t i, n = strlen(name);
-
-	for (i = 0; i + 1 < f->r->elements; i += 2) {
-		const redisReply *k = f->r->element[i];
-
-		if (k->len == n && memcmp(k->str, name, n) == 0)
-			return f->r->element[i + 1];
-	}
-	return NULL;
+	return kv_value_field(f->r, name);
 }
 
-static int check_hgetall(struct kv *kv, const redisReply *r, const char *key, struct sb_error *e)
+static int check_hgetall(struct kv *kv, const struct kv_value *r, const char *key, struct sb_error *e)
 {
 	size_t i;
 
-	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
+	if (r->type != KV_ARRAY || r->n % 2 != 0)
 		return kv_unexpected(kv, r, "HGETALL", e);
-	for (i = 0; i < r->elements; i++)
-		if (r->element[i]->type != REDIS_REPLY_STRING)
+	for (i = 0; i < r->n; i++)
+		if (r->elem[i].type != KV_STRING)
 			return sb_error_set(e, SB_ERR_REDIS, "Redis record '%s': a field is not a string", key);
 	return 0;
 }
@@ -161,7 +156,7 @@ static int check_hgetall(struct kv *kv, const redisReply *r, const char *key, st
 static int field_str(const struct fields *f, const char *name, size_t max, char **out,
 		     struct sb_error *e)
 {
-	const redisReply *v = field_get(f, name);
+	const struct kv_value *v = field_get(f, name);
 
 	*out = NULL;
 	if (!v)
@@ -216,7 +211,7 @@ static int parse_ll(const char *s, size_t len, long long *out)
 
 static int field_ll(const struct fields *f, const char *name, long long *out, struct sb_error *e)
 {
-	const redisReply *v = field_get(f, name);
+	const struct kv_value *v = field_get(f, name);
 
 	if (!v)
 		return sb_error_set(e, SB_ERR_REDIS, "Redis record '%s': field '%s' is missing", f->key, name);
@@ -309,7 +304,7 @@ int registry_account_get(struct kv *kv, const char *account, struct account_rec 
 {
 	struct account_rec rec = ACCOUNT_REC_INIT;
 	char key[REGISTRY_KEY_MAX];
-	redisReply *reply = NULL;
+	struct kv_value reply = KV_VALUE_INIT;
 	struct fields f;
 	int r;
 
@@ -319,12 +314,12 @@ int registry_account_get(struct kv *kv, const char *account, struct account_rec 
 	r = kv_cmd(kv, &reply, e, "HGETALL", key, NULL);
 	if (r)
 		return r;
-	f.r = reply;
+	f.r = &reply;
 	f.key = key;
-	r = check_hgetall(kv, reply, key, e);
+	r = check_hgetall(kv, &reply, key, e);
 	if (r)
 		goto out;
-	if (reply->elements == 0 || !field_get(&f, "key_version")) {
+	if (reply.n == 0 || !field_get(&f, "key_version")) {
 		r = sb_error_set(e, SB_ERR_NOTFOUND, "no key stored for account '%s'", account);
 		goto out;
 	}
@@ -349,16 +344,7 @@ int registry_account_get(struct kv *kv, const char *account, struct account_rec 
 	rec = (struct account_rec)ACCOUNT_REC_INIT;
 out:
 	account_rec_release(&rec);
-	/* the reply held the token too */
-	if (reply) {
-		if (reply->type == REDIS_REPLY_ARRAY) {
-			const redisReply *t = field_get(&f, "key_token");
-
-			if (t && t->type == REDIS_REPLY_STRING)
-				secret_wipe(t->str, t->len);
-		}
-		freeReplyObject(reply);
-	}
+	kv_value_release(&reply);   /* wipes the token it held */
 	return r;
 }
 
@@ -368,7 +354,6 @@ int registry_account_put_key(struct kv *kv, const struct account_rec *rec, long 
 	char k_acc[REGISTRY_KEY_MAX], expect[24], now[24];
 	const char *keys[3], *args[7];
 	struct sb_error sub = SB_ERROR_INIT;
-	redisReply *reply = NULL;
 	long long v;
 	int r;
 
@@ -397,11 +382,7 @@ int registry_account_put_key(struct kv *kv, const struct account_rec *rec, long 
 	args[4] = rec->fingerprint;
 	args[5] = rec->key_type;
 	args[6] = now;
-	r = kv_eval(kv, &put_key_script, &reply, e, 3, keys, 7, args);
-	if (r)
-		return r;
-	r = kv_reply_integer(kv, reply, "script registry_put_key", &v, e);
-	freeReplyObject(reply);
+	r = kv_eval_integer(kv, &put_key_script, &v, e, 3, keys, 7, args);
 	if (r)
 		return r;
 	if (v == -1) {
@@ -426,7 +407,6 @@ int registry_account_set_token(struct kv *kv, const char *account, long long exp
 	char k_acc[REGISTRY_KEY_MAX], expect[24], now[24];
 	const char *keys[2], *args[3];
 	struct sb_error sub = SB_ERROR_INIT;
-	redisReply *reply = NULL;
 	long long v;
 	int r;
 
@@ -443,11 +423,7 @@ int registry_account_set_token(struct kv *kv, const char *account, long long exp
 	args[0] = expect;
 	args[1] = key_token;
 	args[2] = now;
-	r = kv_eval(kv, &set_token_script, &reply, e, 2, keys, 3, args);
-	if (r)
-		return r;
-	r = kv_reply_integer(kv, reply, "script registry_set_token", &v, e);
-	freeReplyObject(reply);
+	r = kv_eval_integer(kv, &set_token_script, &v, e, 2, keys, 3, args);
 	if (r)
 		return r;
 	if (v == -2)
@@ -482,7 +458,7 @@ static int cmp_str(const void *a, const void *b)
 static int smembers_sorted(struct kv *kv, const char *key, int (*check)(const char *, struct sb_error *),
 			   char ***names, size_t *n, struct sb_error *e)
 {
-	redisReply *reply = NULL;
+	struct kv_value reply = KV_VALUE_INIT;
 	char **v = NULL;
 	size_t i, k = 0;
 	int r;
@@ -492,20 +468,20 @@ static int smembers_sorted(struct kv *kv, const char *key, int (*check)(const ch
 	r = kv_cmd(kv, &reply, e, "SMEMBERS", key, NULL);
 	if (r)
 		return r;
-	if (reply->type != REDIS_REPLY_ARRAY) {
-		r = kv_unexpected(kv, reply, "SMEMBERS", e);
+	if (reply.type != KV_ARRAY) {
+		r = kv_unexpected(kv, &reply, "SMEMBERS", e);
 		goto out;
 	}
-	v = calloc(reply->elements + 1, sizeof(*v));
+	v = calloc(reply.n + 1, sizeof(*v));
 	if (!v) {
 		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < reply->elements; i++) {
-		const redisReply *m = reply->element[i];
+	for (i = 0; i < reply.n; i++) {
+		const struct kv_value *m = &reply.elem[i];
 		struct sb_error sub = SB_ERROR_INIT;
 
-		if (m->type != REDIS_REPLY_STRING || m->len > 1024 || memchr(m->str, '\0', m->len)) {
+		if (m->type != KV_STRING || m->len > 1024 || memchr(m->str, '\0', m->len)) {
 			r = sb_error_set(e, SB_ERR_REDIS, "Redis set '%s': a member is not a valid name", key);
 			goto out;
 		}
@@ -526,7 +502,7 @@ static int smembers_sorted(struct kv *kv, const char *key, int (*check)(const ch
 	v = NULL;
 out:
 	registry_names_free(v, k);
-	freeReplyObject(reply);
+	kv_value_release(&reply);
 	return r;
 }
 
@@ -592,7 +568,7 @@ static int check_slots_str(const char *v, struct sb_error *e)
 }
 
 /* Fill rec from a HGETALL reply of key; every field validated. */
-static int sandbox_from_reply(const redisReply *reply, const char *key, const char *account,
+static int sandbox_from_reply(const struct kv_value *reply, const char *key, const char *account,
 			      const char *host, struct sandbox_rec *out, struct sb_error *e)
 {
 	struct sandbox_rec rec = SANDBOX_REC_INIT;
@@ -633,7 +609,7 @@ int registry_sandbox_get(struct kv *kv, const char *account, const char *host,
 			 struct sandbox_rec *out, struct sb_error *e)
 {
 	char canon[VALIDATE_HOST_MAX + 1], key[REGISTRY_KEY_MAX];
-	redisReply *reply = NULL;
+	struct kv_value reply = KV_VALUE_INIT;
 	int r;
 
 	r = validate_account(account, e);
@@ -648,17 +624,17 @@ int registry_sandbox_get(struct kv *kv, const char *account, const char *host,
 	r = kv_cmd(kv, &reply, e, "HGETALL", key, NULL);
 	if (r)
 		return r;
-	r = check_hgetall(kv, reply, key, e);
+	r = check_hgetall(kv, &reply, key, e);
 	if (r)
 		goto out;
-	if (reply->elements == 0) {
+	if (reply.n == 0) {
 		r = sb_error_set(e, SB_ERR_NOTFOUND, "sandbox '%s' is not registered for account '%s'",
 				 canon, account);
 		goto out;
 	}
-	r = sandbox_from_reply(reply, key, account, canon, out, e);
+	r = sandbox_from_reply(&reply, key, account, canon, out, e);
 out:
-	freeReplyObject(reply);
+	kv_value_release(&reply);
 	return r;
 }
 
@@ -670,7 +646,6 @@ int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb
 	struct buf alias = BUF_INIT;
 	const char *claude = rec->claude ? rec->claude : "claude";
 	const char *state = rec->state ? rec->state : REGISTRY_STATE_ACTIVE;
-	redisReply *reply = NULL;
 	long long v;
 	int r, n = 0;
 
@@ -709,15 +684,11 @@ int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb
 	args[n++] = "host_key";   args[n++] = rec->host_key;
 	args[n++] = "created_at"; args[n++] = now;
 	args[n++] = "updated_at"; args[n++] = now;
-	r = kv_eval(kv, &sandbox_add_script, &reply, e, 5, keys, n, args);
+	r = kv_eval_integer(kv, &sandbox_add_script, &v, e, 5, keys, n, args);
 	if (r) {
 		buf_release(&alias);
 		return r;
 	}
-	r = kv_reply_integer(kv, reply, "script registry_sandbox_add", &v, e);
-	freeReplyObject(reply);
-	if (r)
-		return r;
 	if (v == -2) {
 		r = sb_error_set(e, SB_ERR_EXISTS,
 				 "sandbox '%s' of account '%s' would share the ssh alias '%s' with another account's sandbox: use another host name or account",
@@ -781,18 +752,15 @@ int registry_sandbox_list(struct kv *kv, const char *account, struct sandbox_rec
 		for (j = 0; j < n_hosts; j++) {
 			struct sandbox_rec rec = SANDBOX_REC_INIT;
 			char key[REGISTRY_KEY_MAX];
-			redisReply *reply = NULL;
+			struct kv_value reply = KV_VALUE_INIT;
 
 			if ((r = registry_key_sandbox(key, sizeof(key), accounts[i], hosts[j], e)) == 0 &&
-			    (r = kv_pipe_reply(kv, &reply, e)) == 0 && (r = check_hgetall(kv, reply, key, e)) == 0 &&
-			    reply->elements > 0)
-				r = sandbox_from_reply(reply, key, accounts[i], hosts[j], &rec, e);
-			if (!r && reply->elements == 0) {   /* removed while we listed */
-				freeReplyObject(reply);
+			    (r = kv_pipe_reply(kv, &reply, e)) == 0 && (r = check_hgetall(kv, &reply, key, e)) == 0 &&
+			    reply.n > 0)
+				r = sandbox_from_reply(&reply, key, accounts[i], hosts[j], &rec, e);
+			kv_value_release(&reply);
+			if (!r && !rec.account)   /* removed while we listed */
 				continue;
-			}
-			if (reply)
-				freeReplyObject(reply);
 			if (r)
 				goto out;
 			if (len == cap) {
@@ -829,7 +797,6 @@ int registry_sandbox_set_state(struct kv *kv, const char *account, const char *h
 {
 	char canon[VALIDATE_HOST_MAX + 1], key[REGISTRY_KEY_MAX], now[24];
 	const char *keys[2], *args[2];
-	redisReply *reply = NULL;
 	long long v;
 	int r;
 
@@ -843,11 +810,7 @@ int registry_sandbox_set_state(struct kv *kv, const char *account, const char *h
 	keys[1] = REGISTRY_KEY_VERSION;
 	args[0] = state;
 	args[1] = now;
-	r = kv_eval(kv, &set_state_script, &reply, e, 2, keys, 2, args);
-	if (r)
-		return r;
-	r = kv_reply_integer(kv, reply, "script registry_sandbox_set_state", &v, e);
-	freeReplyObject(reply);
+	r = kv_eval_integer(kv, &set_state_script, &v, e, 2, keys, 2, args);
 	if (r)
 		return r;
 	if (v == 0)
@@ -860,10 +823,9 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 			    struct sb_error *e)
 {
 	char canon[VALIDATE_HOST_MAX + 1], k_sbx[REGISTRY_KEY_MAX], k_set[REGISTRY_KEY_MAX];
-	char k_acc[REGISTRY_KEY_MAX];
-	const char *keys[6], *args[3];
+	char k_acc[REGISTRY_KEY_MAX], k_repos[REGISTRY_KEY_MAX];
+	const char *keys[7], *args[3];
 	struct buf alias = BUF_INIT;
-	redisReply *reply = NULL;
 	long long v;
 	int r;
 
@@ -879,16 +841,16 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 	keys[3] = k_acc;
 	keys[4] = REGISTRY_KEY_VERSION;
 	keys[5] = REGISTRY_KEY_ALIASES;
+	/* the scheduler must not prefer a re-added host for caches it lost */
+	if ((r = fmt_key(sizeof(k_repos), e, snprintf(k_repos, sizeof(k_repos), POOL_KEY_REPOS_FMT, account, canon))))
+		return r;
+	keys[6] = k_repos;
 	paths_alias(account, canon, &alias);
 	args[0] = canon;
 	args[1] = account;
 	args[2] = buf_cstr(&alias);
-	r = kv_eval(kv, &remove_script, &reply, e, 6, keys, 3, args);
+	r = kv_eval_integer(kv, &remove_script, &v, e, 7, keys, 3, args);
 	buf_release(&alias);
-	if (r)
-		return r;
-	r = kv_reply_integer(kv, reply, "script registry_sandbox_remove", &v, e);
-	freeReplyObject(reply);
 	if (r)
 		return r;
 	if (v == 0)
@@ -899,19 +861,14 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 
 int registry_version(struct kv *kv, long long *out, struct sb_error *e)
 {
-	redisReply *reply = NULL;
-	int r;
+	struct buf v = BUF_INIT;
+	int r, found = 0;
 
 	*out = 0;
-	r = kv_cmd(kv, &reply, e, "GET", REGISTRY_KEY_VERSION, NULL);
-	if (r)
-		return r;
-	if (reply->type == REDIS_REPLY_NIL) {
-		r = 0;
-	} else if (reply->type != REDIS_REPLY_STRING || parse_ll(reply->str, reply->len, out) != 0) {
+	r = kv_cmd_string(kv, &v, &found, e, "GET", REGISTRY_KEY_VERSION, NULL);
+	if (!r && found && parse_ll(v.data, v.len, out) != 0)
 		r = sb_error_set(e, SB_ERR_REDIS, "Redis at %s: '%s' is not a number", kv_where(kv),
 				 REGISTRY_KEY_VERSION);
-	}
-	freeReplyObject(reply);
+	buf_release(&v);
 	return r;
 }

@@ -137,7 +137,8 @@ int registry_sandbox_list(struct kv *kv, const char *account, struct sandbox_rec
 int registry_sandbox_set_state(struct kv *kv, const char *account, const char *host,
 			       const char *state, struct sb_error *e);
 
-/* Delete the hash and the set member in one script; drop the account from
+/* Delete the hash, the set member, the alias and the sandbox's
+ * repository-affinity set (pool.h) in one script; drop the account from
  * sshbox:accounts when it has neither key nor sandboxes left; bump the
  * version.  SB_ERR_NOTFOUND if absent.  Does not look at slot locks:
  * running jobs keep running (the caller decides whether to refuse). */

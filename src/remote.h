@@ -13,7 +13,8 @@
  *   sshbox-end NONCE RC WHY             last line; RC = Claude's exit code
  * WHY is one word: exit, eof, cancel, heartbeat, timeout, fenced, busy,
  * workdir, jobdir, clone, unknown-ref, checkout, submodules, repo-*,
- * cache-locked, claude-missing.  docs/remote-protocol.md has the details. */
+ * cache-locked, claude-missing.  docs/remote-protocol.md has the details;
+ * the script itself is src/sh/job.sh, embedded at build time. */
 #ifndef SSHBOX_REMOTE_H
 #define SSHBOX_REMOTE_H
 

@@ -292,7 +292,7 @@ int schedule_exclude(struct schedule *s, struct sandbox_rec *sbx, struct lock *l
 	char **grown = realloc(s->excluded, (s->n_excluded + 1) * sizeof(*grown));
 	int r = 0;
 
-	(void)lock_release(s->kv, lock, &ignored);
+	(void)lock_unlock(s->kv, lock, &ignored);
 	(void)pool_mark_unhealthy(s->kv, sbx->account, sbx->host, why->msg, &ignored);
 	log_warn("%s; trying another sandbox", why->msg);
 	snprintf(s->last_why, sizeof(s->last_why), "%s", why->msg);

@@ -1,12 +1,15 @@
 #include "ssh.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,7 +20,7 @@
 #include "log.h"
 #include "paths.h"
 
-#define CHECK_TIMEOUT_MS 5000
+#define CHECK_TIMEOUT_MS SSH_CONTROL_TIMEOUT_MS
 
 int ssh_argv_start(struct strvec *argv, const struct ssh_target *t)
 {
@@ -330,4 +333,179 @@ int ssh_master_vouched(const struct ssh_target *t, int64_t max_age_ms)
 	}
 	buf_release(&p);
 	return ok;
+}
+
+/* ---- non-blocking twins (ssh.h) ---- */
+
+/* Start argv in c: own session, cwd /, stdin and stderr /dev/null. */
+static int start_argv(struct strvec *argv, struct child *c, int capture, struct sb_error *e)
+{
+	int r;
+
+	c->argv = (const char *const *)strvec_argv(argv);
+	c->env = NULL;
+	c->cwd = "/";
+	c->new_session = 1;
+	c->in = CHILD_NULL;
+	c->out = capture ? CHILD_PIPE : CHILD_NULL;
+	c->err = CHILD_NULL;
+	r = child_start(c, e);
+	if (!r && c->out_fd >= 0)
+		(void)fd_set_nonblock(c->out_fd);
+	strvec_clear(argv);
+	return r;
+}
+
+int ssh_master_check_start(const struct ssh_target *t, struct child *c, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+
+	if (access(t->control_path, F_OK) != 0)
+		return 1;
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ocheck") || ssh_argv_finish(&argv, t, NULL)) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	return start_argv(&argv, c, 0, e);
+}
+
+int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int timed_out, int *alive,
+			    struct sb_error *e)
+{
+	(void)e;
+	*alive = 0;
+	if (timed_out) {
+		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
+		kill_wedged_master(t);
+		(void)unlink(t->control_path);
+		return 0;
+	}
+	*alive = child_exit_code(c) == 0;
+	return 0;
+}
+
+int64_t ssh_master_open_timeout_ms(const struct ssh_target *t)
+{
+	return (int64_t)t->cfg->ssh_connect_timeout_s * 1000 + 20000;
+}
+
+/* Somebody listens on the socket at path (a master answered connect). */
+static int sock_listening(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, ok;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN || errno == EINPROGRESS;
+	close(fd);
+	return ok;
+}
+
+int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct child *c, int *lockfd,
+			  struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct buf lockp = BUF_INIT, logp = BUF_INIT;
+	struct sb_error le = SB_ERROR_INIT;
+	const char *digest = strrchr(t->control_path, '/') + 1;
+	int fd = -1, r, logfd;
+
+	*lockfd = -1;
+	if (master_file(t, ".lock", &lockp) < 0)
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	/* never wait for the flock: whoever holds it is opening this master */
+	fd = fs_lock(lockp.data, 0, &le);
+	if (fd < 0) {
+		if (fd != SB_ERR_TIMEOUT && e)
+			*e = le;
+		r = fd == SB_ERR_TIMEOUT ? 1 : fd;
+		goto out;
+	}
+	/* the caller's -O check said no master; under the flock a listening
+	 * socket is one opened since (no -O check here: it could block) */
+	if (sock_listening(t->control_path)) {
+		r = 1;
+		goto out;
+	}
+	(void)unlink(t->control_path);   /* stale socket of a killed master */
+	paths_log(t->cfg->state_dir, digest, &logp);
+	if (buf_puts(&logp, ".log") < 0) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	logfd = open(logp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (logfd >= 0)
+		close(logfd);
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-f") || strvec_push(&argv, "-N") ||
+	    strvec_push(&argv, "-oControlMaster=yes") ||
+	    (persist_s < 0 ? strvec_push(&argv, "-oControlPersist=yes")
+			   : strvec_pushf(&argv, "-oControlPersist=%d", persist_s)) ||
+	    strvec_push(&argv, "-E") || strvec_push(&argv, logp.data) || ssh_argv_finish(&argv, t, NULL)) {
+		strvec_clear(&argv);
+		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = start_argv(&argv, c, 0, e)) != 0)
+		goto out;
+	*lockfd = fd;   /* held until the finish: the master is ours to open */
+	fd = -1;
+out:
+	fs_unlock(fd);
+	buf_release(&lockp);
+	buf_release(&logp);
+	return r;
+}
+
+int ssh_master_open_finish(const struct ssh_target *t, struct child *c, int timed_out, int *lockfd,
+			   struct sb_error *e)
+{
+	struct buf logp = BUF_INIT;
+	int r = 0, code = child_exit_code(c);
+
+	if (timed_out) {
+		r = sb_error_set(e, SB_ERR_TRANSPORT, "cannot connect to sandbox '%s': no answer within %lld s",
+				 t->host, (long long)ssh_master_open_timeout_ms(t) / 1000);
+	} else if (code != 0) {
+		paths_log(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, &logp);
+		if (buf_puts(&logp, ".log") < 0)
+			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		else
+			r = ssh_classify_failure(t, logp.data, code, e);
+	} else {
+		record_master_pid(t);
+	}
+	fs_unlock(*lockfd);
+	*lockfd = -1;
+	buf_release(&logp);
+	return r;
+}
+
+int ssh_exec_start(const struct ssh_target *t, const char *cmd, int capture, struct child *c, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-T") || ssh_argv_finish(&argv, t, cmd)) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	return start_argv(&argv, c, capture, e);
+}
+
+int ssh_exec_finish(const struct ssh_target *t, struct child *c, int timed_out, int64_t timeout_ms,
+		    int *exit_code, struct sb_error *e)
+{
+	*exit_code = child_exit_code(c);
+	if (timed_out)
+		return sb_error_set(e, SB_ERR_TRANSPORT, "sandbox '%s' did not answer within %lld ms", t->host,
+				    (long long)timeout_ms);
+	if (*exit_code == 255)
+		return sb_error_set(e, SB_ERR_TRANSPORT, "cannot reach sandbox '%s' (ssh exited with status 255)",
+				    t->host);
+	return 0;
 }

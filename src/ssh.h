@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "child.h"
 #include "config.h"
 #include "err.h"
 #include "strvec.h"
@@ -54,6 +55,33 @@ int ssh_master_stop(const struct ssh_target *t, struct sb_error *e);
  * else *exit_code is the remote command's status. */
 int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t in_len, struct buf *out,
 	     int64_t timeout_ms, int *exit_code, struct sb_error *e);
+/* Non-blocking twins for a process with an event loop (the supervisor).
+ * Each _start runs the same ssh as its synchronous version in c (its own
+ * session, stdin /dev/null) and returns at once; the caller watches c
+ * (loop_watch_child), enforces the deadline (SSH_CONTROL_TIMEOUT_MS,
+ * ssh_master_open_timeout_ms, its own for exec) by signalling c, and once c
+ * is reaped calls the _finish, which gives the result and sentence the
+ * synchronous version would have (timed_out: the caller's deadline stopped
+ * it). */
+#define SSH_CONTROL_TIMEOUT_MS 5000
+/* 1: no socket, nothing to ask (*alive = 0 is the answer); 0: started. */
+int ssh_master_check_start(const struct ssh_target *t, struct child *c, struct sb_error *e);
+int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int timed_out, int *alive,
+			    struct sb_error *e);
+/* Takes the ControlPath's flock without waiting and keeps it in *lockfd
+ * until ssh_master_open_finish (or fs_unlock when the caller gives up).
+ * 1: not started — the flock is busy (someone else is opening it) or a
+ * master already listens there; 0: started. */
+int64_t ssh_master_open_timeout_ms(const struct ssh_target *t);
+int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct child *c, int *lockfd,
+			  struct sb_error *e);
+int ssh_master_open_finish(const struct ssh_target *t, struct child *c, int timed_out, int *lockfd,
+			   struct sb_error *e);
+/* capture: the remote stdout arrives on c->out_fd (non-blocking), else
+ * it goes to /dev/null.  No stdin. */
+int ssh_exec_start(const struct ssh_target *t, const char *cmd, int capture, struct child *c, struct sb_error *e);
+int ssh_exec_finish(const struct ssh_target *t, struct child *c, int timed_out, int64_t timeout_ms,
+		    int *exit_code, struct sb_error *e);
 /* Turn the last lines of an ssh -E log into an error (code + sentence). */
 int ssh_classify_failure(const struct ssh_target *t, const char *log_path, int exit_code, struct sb_error *e);
 

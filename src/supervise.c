@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,10 +17,12 @@
 #include "agent.h"
 #include "buf.h"
 #include "clock.h"
+#include "conn.h"
 #include "fsutil.h"
 #include "kv.h"
 #include "lock.h"
 #include "log.h"
+#include "loop.h"
 #include "paths.h"
 #include "pool.h"
 #include "registry.h"
@@ -33,6 +37,9 @@
 #define BACKOFF_MAX_MS 60000
 #define PROBE_TIMEOUT_MS 10000
 #define STOP_WAIT_MS 3000           /* at stop: how long idle masters get to exit */
+#define OP_GRACE_MS 1000            /* a step past its deadline: TERM, then KILL after this */
+#define OP_OUT_MAX (1024 * 1024)    /* a sweep listing kept at most */
+#define LOCK_BUSY_RETRY_MS 500      /* someone else is opening the master: look again */
 
 struct sv_agent {
 	struct agent ag;
@@ -49,16 +56,41 @@ struct sv_account {
 	int seen;
 };
 
+struct sv;
+struct sv_sandbox;
+
+/* One child process of a sandbox (a health-check step or a sweep command)
+ * watched by the loop, with its own deadline: TERM when it passes, KILL
+ * OP_GRACE_MS later.  done runs once the child is reaped and its captured
+ * output (if any) has closed; a frozen sandbox thus holds only its own op. */
+struct sv_op {
+	struct child c;
+	struct loop_timer deadline;
+	struct buf out;
+	int64_t timeout_ms;
+	int running, exited, timed_out;
+	void (*done)(struct sv_sandbox *s, struct sv_op *op);
+	struct sv_sandbox *s;
+};
+
 struct sv_sandbox {
+	struct sv *sv;
 	char *account, *host, *user, *workdir, *host_key;
 	int port;
 	long long key_version;
 	struct buf alias, cpath;
 	int master;                 /* a master we opened or adopted answers */
 	int published;              /* health we last wrote or read: -1 unknown, 0 unhealthy, 1 healthy */
-	int64_t next_check;
+	struct loop_timer when;     /* the next health check */
 	int backoff_ms;
 	int seen;
+	/* the check in progress: -O check, then open if needed, then `true` */
+	struct sv_op check;
+	int alive;                  /* -O check answered in this check */
+	int lockfd;                 /* the ControlPath's flock while our master's ssh runs */
+	int64_t t0;
+	struct sv_op sweep;
+	int sweep_rm;               /* the sweep op is the rm (else the listing) */
 };
 
 struct sv {
@@ -67,9 +99,13 @@ struct sv {
 	long long version;          /* registry version reconciled; -1 none */
 	struct sv_account *acc;
 	size_t nacc;
-	struct sv_sandbox *sbx;
+	struct sv_sandbox **sbx;    /* each entry owns timers and children: never moved */
 	size_t nsbx;
-	int64_t next_poll, next_sweep;
+	int64_t next_sweep;
+	struct loop *loop;
+	struct loop_timer tick;     /* registry poll, agent retirement, sweeps */
+	int force, redis_down;
+	int (*reload_config)(struct config *cfg, struct sb_error *e);
 };
 
 /* Doubling from 1 s up to 4 health periods (at most 60 s), with jitter. */
@@ -264,6 +300,138 @@ static int reconcile_accounts(struct sv *sv, struct sb_error *e)
 	return 0;
 }
 
+/* ---- child processes on the loop ---- */
+
+static void op_init(struct sv_op *op, struct sv_sandbox *s)
+{
+	memset(op, 0, sizeof(*op));
+	op->c = (struct child)CHILD_INIT;
+	op->deadline = (struct loop_timer)LOOP_TIMER_INIT;
+	op->out = (struct buf)BUF_INIT;
+	op->s = s;
+}
+
+/* Ready for the next child (the previous one is reaped and closed). */
+static void op_prep(struct sv_op *op)
+{
+	child_close_fds(&op->c);
+	op->c = (struct child)CHILD_INIT;
+	buf_reset(&op->out);
+	op->exited = op->timed_out = 0;
+}
+
+static void op_maybe_done(struct sv_op *op)
+{
+	struct sv *sv = op->s->sv;
+
+	if (!op->running || !op->exited || op->c.out_fd >= 0)
+		return;
+	loop_timer_disarm(sv->loop, &op->deadline);
+	op->running = 0;
+	op->done(op->s, op);   /* may start the next child in op */
+}
+
+static void op_close_output(struct sv_op *op)
+{
+	if (op->c.out_fd < 0)
+		return;
+	loop_unwatch(op->s->sv->loop, op->c.out_fd);
+	close(op->c.out_fd);
+	op->c.out_fd = -1;
+}
+
+static void op_output(struct loop *l, int fd, short revents, void *ctx)
+{
+	struct sv_op *op = ctx;
+	char tmp[16384];
+	ssize_t n;
+
+	(void)l;
+	(void)fd;
+	(void)revents;
+	for (;;) {
+		n = read(op->c.out_fd, tmp, sizeof(tmp));
+		if (n > 0) {
+			size_t room = OP_OUT_MAX - op->out.len;
+
+			(void)buf_append(&op->out, tmp, (size_t)n < room ? (size_t)n : room);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		break;   /* EOF or a hard error */
+	}
+	op_close_output(op);
+	op_maybe_done(op);
+}
+
+static void op_exited(struct loop *l, struct child *c, void *ctx)
+{
+	struct sv_op *op = ctx;
+
+	(void)l;
+	(void)c;
+	op->exited = 1;
+	op_maybe_done(op);
+}
+
+static void op_deadline(struct loop *l, void *ctx)
+{
+	struct sv_op *op = ctx;
+
+	if (!op->timed_out) {
+		op->timed_out = 1;
+		child_signal(&op->c, SIGTERM);
+		loop_timer_arm(l, &op->deadline, clock_now_ms() + OP_GRACE_MS, op_deadline, op);
+		return;
+	}
+	child_signal(&op->c, SIGKILL);
+	/* a grandchild that still holds the pipe is not waited for */
+	op_close_output(op);
+	op_maybe_done(op);
+}
+
+/* c has been started by one of ssh.h's _start functions: watch it, its
+ * output and its deadline.  On failure the child is stopped and reaped. */
+static int op_watch(struct sv_op *op, int64_t timeout_ms, void (*done)(struct sv_sandbox *s, struct sv_op *op),
+		    struct sb_error *e)
+{
+	struct loop *l = op->s->sv->loop;
+
+	op->done = done;
+	op->timeout_ms = timeout_ms;
+	if (loop_watch_child(l, &op->c, op_exited, op) != 0 ||
+	    (op->c.out_fd >= 0 && loop_watch(l, op->c.out_fd, POLLIN, op_output, op) != 0)) {
+		loop_unwatch_child(l, &op->c);
+		child_signal(&op->c, SIGKILL);
+		(void)child_wait(&op->c, clock_now_ms(), 100);
+		child_close_fds(&op->c);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	op->running = 1;
+	loop_timer_arm(l, &op->deadline, clock_now_ms() + timeout_ms, op_deadline, op);
+	return 0;
+}
+
+/* Stop a running op without calling its done (the sandbox is going away or
+ * changed under it).  KILL is immediate, so the reap is short. */
+static void op_abort(struct sv_op *op)
+{
+	struct loop *l = op->s->sv->loop;
+
+	if (op->running) {
+		loop_unwatch_child(l, &op->c);
+		op_close_output(op);
+		loop_timer_disarm(l, &op->deadline);
+		child_signal(&op->c, SIGKILL);
+		(void)child_wait(&op->c, clock_now_ms(), 100);
+		op->running = 0;
+	}
+	child_close_fds(&op->c);
+}
+
 /* ---- masters ---- */
 
 static void target_of(const struct sv *sv, const struct sv_sandbox *s, const char *cpath, struct ssh_target *t)
@@ -289,6 +457,19 @@ static void master_stop(struct sv *sv, struct sv_sandbox *s, const char *cpath, 
 			 s->host, s->account, why);
 }
 
+static void check_start(struct loop *l, void *ctx);
+
+/* Stop whatever runs for s: its check (and the flock of a master being
+ * opened) and its sweep. */
+static void sandbox_quiesce(struct sv_sandbox *s)
+{
+	op_abort(&s->check);
+	fs_unlock(s->lockfd);
+	s->lockfd = -1;
+	op_abort(&s->sweep);
+	loop_timer_disarm(s->sv->loop, &s->when);
+}
+
 static void sandbox_free(struct sv_sandbox *s)
 {
 	free(s->account);
@@ -298,12 +479,16 @@ static void sandbox_free(struct sv_sandbox *s)
 	free(s->host_key);
 	buf_release(&s->alias);
 	buf_release(&s->cpath);
+	buf_release(&s->check.out);
+	buf_release(&s->sweep.out);
+	free(s);
 }
 
 static void sandbox_drop(struct sv *sv, size_t i, const char *why)
 {
-	struct sv_sandbox *s = &sv->sbx[i];
+	struct sv_sandbox *s = sv->sbx[i];
 
+	sandbox_quiesce(s);
 	if (s->master)
 		master_stop(sv, s, s->cpath.data, why);
 	sandbox_free(s);
@@ -315,9 +500,18 @@ static struct sv_sandbox *sandbox_find(struct sv *sv, const char *account, const
 	size_t i;
 
 	for (i = 0; i < sv->nsbx; i++)
-		if (strcmp(sv->sbx[i].account, account) == 0 && strcmp(sv->sbx[i].host, host) == 0)
-			return &sv->sbx[i];
+		if (strcmp(sv->sbx[i]->account, account) == 0 && strcmp(sv->sbx[i]->host, host) == 0)
+			return sv->sbx[i];
 	return NULL;
+}
+
+static size_t sandbox_index(const struct sv *sv, const struct sv_sandbox *s)
+{
+	size_t i;
+
+	for (i = 0; i < sv->nsbx && sv->sbx[i] != s; i++)
+		;
+	return i;
 }
 
 static int dup_into(char **dst, const char *src)
@@ -340,70 +534,83 @@ static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 	if ((r = registry_sandbox_list(sv->kv, NULL, &list, &n, e)) != 0)
 		return r;
 	for (i = 0; i < sv->nsbx; i++)
-		sv->sbx[i].seen = 0;
+		sv->sbx[i]->seen = 0;
 	for (i = 0; i < n && !r; i++) {
 		const struct sandbox_rec *rec = &list[i];
 		const struct sv_account *a = account_find(sv, rec->account);
 		struct sv_sandbox *s;
-		struct buf cpath = BUF_INIT;
+		struct buf cpath = BUF_INIT, alias = BUF_INIT;
 
 		if (strcmp(rec->state, REGISTRY_STATE_ACTIVE) != 0 || !a || !a->cur.version)
 			continue;   /* not seen: dropped below */
-		if ((r = paths_control(sv->cfg->state_dir, rec->account, a->cur.version, rec->host, rec->port, rec->user,
-				       rec->host_key, &cpath, e)) != 0)
+		/* the names every job and operator command uses (conn.h) */
+		if ((r = conn_names(sv->cfg, rec, a->cur.version, &alias, &cpath, e)) != 0) {
+			buf_release(&alias);
+			buf_release(&cpath);
 			break;
+		}
 		if (!(s = sandbox_find(sv, rec->account, rec->host))) {
-			struct sv_sandbox *grown = realloc(sv->sbx, (sv->nsbx + 1) * sizeof(*grown));
+			struct sv_sandbox **grown = realloc(sv->sbx, (sv->nsbx + 1) * sizeof(*grown));
 
-			if (!grown) {
+			if (grown)
+				sv->sbx = grown;
+			if (!grown || !(s = calloc(1, sizeof(*s)))) {
 				buf_release(&cpath);
+				buf_release(&alias);
 				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 				break;
 			}
-			sv->sbx = grown;
-			s = &sv->sbx[sv->nsbx++];
-			memset(s, 0, sizeof(*s));
+			s->sv = sv;
 			s->alias = (struct buf)BUF_INIT;
 			s->cpath = (struct buf)BUF_INIT;
+			s->when = (struct loop_timer)LOOP_TIMER_INIT;
+			op_init(&s->check, s);
+			op_init(&s->sweep, s);
+			s->lockfd = -1;
 			s->published = -1;
 			if (dup_into(&s->account, rec->account) || dup_into(&s->host, rec->host) ||
-			    paths_alias(rec->account, rec->host, &s->alias)) {
+			    buf_append(&s->alias, alias.data, alias.len)) {
 				/* never keep a half-made entry: later lookups read its names */
 				sandbox_free(s);
-				sv->nsbx--;
 				buf_release(&cpath);
+				buf_release(&alias);
 				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 				break;
 			}
+			sv->sbx[sv->nsbx++] = s;
+			loop_timer_arm(sv->loop, &s->when, clock_now_ms(), check_start, s);
 			log_info("sandbox '%s' of account '%s': watching", rec->host, rec->account);
 		}
 		s->seen = 1;
 		if (s->cpath.data && strcmp(s->cpath.data, cpath.data) != 0) {
 			/* new key version or re-pinned host key: a fresh master;
 			 * the old one serves its running jobs to their end */
+			sandbox_quiesce(s);
 			if (s->master)
 				master_stop(sv, s, s->cpath.data, "replaced: key or host key changed");
 			s->master = 0;
-			s->next_check = 0;
+			loop_timer_arm(sv->loop, &s->when, clock_now_ms(), check_start, s);
 		}
 		buf_reset(&s->cpath);
 		if (buf_append(&s->cpath, cpath.data, cpath.len) || dup_into(&s->user, rec->user) ||
 		    dup_into(&s->workdir, rec->workdir) || dup_into(&s->host_key, rec->host_key)) {
 			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 			if (!s->cpath.data || !s->user || !s->workdir || !s->host_key)
-				sandbox_drop(sv, (size_t)(s - sv->sbx), "out of memory");
+				sandbox_drop(sv, sandbox_index(sv, s), "out of memory");
 			buf_release(&cpath);
+			buf_release(&alias);
 			break;
 		}
 		s->port = rec->port;
 		s->key_version = a->cur.version;
 		buf_release(&cpath);
+		buf_release(&alias);
 	}
 	sandbox_rec_free_array(list, n);
 	if (r)
 		return r;
 	for (i = sv->nsbx; i-- > 0;)
-		if (!sv->sbx[i].seen)
+		if (!sv->sbx[i]->seen)
 			sandbox_drop(sv, i, "no longer active");
 	return 0;
 }
@@ -414,11 +621,17 @@ static void publish_health(struct sv *sv, struct sv_sandbox *s, int healthy, con
 	struct pool_health h;
 	int r;
 
+	if (!sv->kv)
+		return;   /* Redis is down: published stays, so the next check tries again */
 	if (healthy) {
 		/* a job may have marked it: read before writing */
 		if (s->published == 1)
 			return;
 		if (pool_health_get(sv->kv, s->account, s->host, &h, &e) == 0 && !h.unhealthy) {
+			/* our mark expired on its own (its TTL is the backoff):
+			 * nothing to write, but the change is still news */
+			if (s->published == 0)
+				log_info("sandbox '%s' of account '%s': healthy", s->host, s->account);
 			s->published = 1;
 			return;
 		}
@@ -437,47 +650,156 @@ static void publish_health(struct sv *sv, struct sv_sandbox *s, int healthy, con
 		 healthy ? "" : ": ", healthy ? "" : reason);
 }
 
-/* Master up (open it when it is not) and a session through it works. */
-static void check_sandbox(struct sv *sv, struct sv_sandbox *s)
+/* ---- the health check: master up (open it when it is not) and a session
+ * through it works.  Each step is a child on the loop with its own
+ * deadline: -O check, then (when no master answers) the master's ssh, then
+ * a `true` session. ---- */
+
+static void check_failed(struct sv_sandbox *s, struct sb_error *e)
 {
-	struct sb_error e = SB_ERROR_INIT;
+	struct sv *sv = s->sv;
 	struct ssh_target t;
-	int alive = 0, code = -1, r;
-	int64_t t0 = clock_now_ms();
+	int64_t next;
 
 	target_of(sv, s, s->cpath.data, &t);
-	r = ssh_master_check(&t, &alive, &e);
-	if (!r && !alive) {
-		if (s->master)
-			log_warn("sandbox '%s' of account '%s': its master went away; reopening", s->host, s->account);
-		r = ssh_master_open(&t, -1, &e);
-		if (!r)
-			log_info("sandbox '%s' of account '%s': master up in %lld ms", s->host, s->account,
-				 (long long)(clock_now_ms() - t0));
-	} else if (!r && !s->master) {
-		log_info("sandbox '%s' of account '%s': adopted the running master", s->host, s->account);
-	}
-	if (!r)
-		r = ssh_exec(&t, "true", NULL, 0, NULL, PROBE_TIMEOUT_MS, &code, &e);
-	if (!r && code != 0)
-		r = sb_error_set(&e, SB_ERR_TRANSPORT, "a check session on sandbox '%s' exited with status %d", s->host,
-				 code);
-	if (r) {
-		s->master = 0;
-		s->next_check = backoff_next(&s->backoff_ms, sv->cfg->health_interval_s);
-		log_warn("%s (next try in %lld ms)", e.msg, (long long)(s->next_check - clock_now_ms()));
-		/* a master that answers -O check but carries no session is wedged */
-		if (alive)
-			master_stop(sv, s, s->cpath.data, "its check session failed");
-		ssh_master_vouch(&t, 0);
-		publish_health(sv, s, 0, e.msg);
-		return;
-	}
+	s->master = 0;
+	next = backoff_next(&s->backoff_ms, sv->cfg->health_interval_s);
+	log_warn("%s (next try in %lld ms)", e->msg, (long long)(next - clock_now_ms()));
+	/* a master that answers -O check but carries no session is wedged */
+	if (s->alive)
+		master_stop(sv, s, s->cpath.data, "its check session failed");
+	ssh_master_vouch(&t, 0);
+	publish_health(sv, s, 0, e->msg);
+	loop_timer_arm(sv->loop, &s->when, next, check_start, s);
+}
+
+static void check_passed(struct sv_sandbox *s)
+{
+	struct sv *sv = s->sv;
+	struct ssh_target t;
+
+	target_of(sv, s, s->cpath.data, &t);
 	ssh_master_vouch(&t, 1);
 	s->master = 1;
 	s->backoff_ms = 0;
-	s->next_check = clock_now_ms() + (int64_t)sv->cfg->health_interval_s * 1000;
 	publish_health(sv, s, 1, NULL);
+	loop_timer_arm(sv->loop, &s->when, clock_now_ms() + (int64_t)sv->cfg->health_interval_s * 1000, check_start,
+		       s);
+}
+
+static void check_probed(struct sv_sandbox *s, struct sv_op *op)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct ssh_target t;
+	int code = -1, r;
+
+	target_of(s->sv, s, s->cpath.data, &t);
+	r = ssh_exec_finish(&t, &op->c, op->timed_out, op->timeout_ms, &code, &e);
+	if (!r && code != 0)
+		r = sb_error_set(&e, SB_ERR_TRANSPORT, "a check session on sandbox '%s' exited with status %d", s->host,
+				 code);
+	if (r)
+		check_failed(s, &e);
+	else
+		check_passed(s);
+}
+
+static void check_probe(struct sv_sandbox *s)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct ssh_target t;
+
+	target_of(s->sv, s, s->cpath.data, &t);
+	op_prep(&s->check);
+	if (ssh_exec_start(&t, "true", 0, &s->check.c, &e) != 0 ||
+	    op_watch(&s->check, PROBE_TIMEOUT_MS, check_probed, &e) != 0)
+		check_failed(s, &e);
+}
+
+static void check_opened(struct sv_sandbox *s, struct sv_op *op)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct ssh_target t;
+
+	target_of(s->sv, s, s->cpath.data, &t);
+	if (ssh_master_open_finish(&t, &op->c, op->timed_out, &s->lockfd, &e) != 0) {
+		check_failed(s, &e);
+		return;
+	}
+	log_info("sandbox '%s' of account '%s': master up in %lld ms", s->host, s->account,
+		 (long long)(clock_now_ms() - s->t0));
+	check_probe(s);
+}
+
+static void check_open(struct sv_sandbox *s)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct ssh_target t;
+	int r;
+
+	target_of(s->sv, s, s->cpath.data, &t);
+	op_prep(&s->check);
+	r = ssh_master_open_start(&t, -1, &s->check.c, &s->lockfd, &e);
+	if (r == 1) {
+		/* a job is opening it, or just did: see again shortly */
+		loop_timer_arm(s->sv->loop, &s->when, clock_now_ms() + LOCK_BUSY_RETRY_MS, check_start, s);
+		return;
+	}
+	if (!r && (r = op_watch(&s->check, ssh_master_open_timeout_ms(&t), check_opened, &e)) != 0) {
+		fs_unlock(s->lockfd);
+		s->lockfd = -1;
+	}
+	if (r)
+		check_failed(s, &e);
+}
+
+static void check_checked(struct sv_sandbox *s, struct sv_op *op)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct ssh_target t;
+	int alive = 0;
+
+	target_of(s->sv, s, s->cpath.data, &t);
+	if (ssh_master_check_finish(&t, &op->c, op->timed_out, &alive, &e) != 0) {
+		check_failed(s, &e);
+		return;
+	}
+	s->alive = alive;
+	if (!alive) {
+		if (s->master)
+			log_warn("sandbox '%s' of account '%s': its master went away; reopening", s->host, s->account);
+		check_open(s);
+		return;
+	}
+	if (!s->master)
+		log_info("sandbox '%s' of account '%s': adopted the running master", s->host, s->account);
+	check_probe(s);
+}
+
+/* s->when fired: begin a check unless one is still running. */
+static void check_start(struct loop *l, void *ctx)
+{
+	struct sv_sandbox *s = ctx;
+	struct sb_error e = SB_ERROR_INIT;
+	struct ssh_target t;
+	int r;
+
+	(void)l;
+	if (s->check.running)
+		return;
+	target_of(s->sv, s, s->cpath.data, &t);
+	s->t0 = clock_now_ms();
+	s->alive = 0;
+	op_prep(&s->check);
+	r = ssh_master_check_start(&t, &s->check.c, &e);
+	if (r == 1) {
+		check_open(s);   /* no socket */
+		return;
+	}
+	if (!r)
+		r = op_watch(&s->check, SSH_CONTROL_TIMEOUT_MS, check_checked, &e);
+	if (r)
+		check_failed(s, &e);
 }
 
 /* ---- sweeping ---- */
@@ -542,33 +864,71 @@ static void sweep_sockets(struct sv *sv, const char *sub, int by_pid)
 	buf_release(&p);
 }
 
+static void sweep_listed(struct sv_sandbox *s, struct sv_op *op);
+
+static int sweep_jobs_dir(const struct sv_sandbox *s, struct buf *jobs)
+{
+	buf_reset(jobs);
+	return buf_printf(jobs, "%s/jobs", s->workdir);
+}
+
 /* Job dirs older than sweep_min_age_s whose job holds no reservation in
- * any account that shares this sandbox's workdir. */
+ * any account that shares this sandbox's workdir: the listing runs as a
+ * child on the loop (sweep_listed takes it from there). */
 static void sweep_sandbox(struct sv *sv, struct sv_sandbox *s)
 {
 	struct sb_error e = SB_ERROR_INIT;
 	struct ssh_target t;
-	struct buf cmd = BUF_INIT, out = BUF_INIT, rm = BUF_INIT, jobs = BUF_INIT;
-	char *line, *save = NULL;
-	int code = -1, nrm = 0;
-	size_t i;
+	struct buf cmd = BUF_INIT, jobs = BUF_INIT;
 
+	if (s->sweep.running)
+		return;   /* the last one is still at it */
 	target_of(sv, s, s->cpath.data, &t);
-	if (buf_printf(&jobs, "%s/jobs", s->workdir))
+	if (sweep_jobs_dir(s, &jobs))
 		goto out;
 	buf_puts(&cmd, "cd -- ");
 	remote_quote(&cmd, jobs.data);
 	buf_printf(&cmd, " 2>/dev/null || exit 0; find . -mindepth 1 -maxdepth 1 -type d -mmin +%d -printf '%%f\\n'",
 		   (sv->cfg->sweep_min_age_s + 59) / 60);
-	if (ssh_exec(&t, cmd.data, NULL, 0, &out, PROBE_TIMEOUT_MS, &code, &e) != 0 || code != 0) {
+	op_prep(&s->sweep);
+	s->sweep_rm = 0;
+	if (ssh_exec_start(&t, cmd.data, 1, &s->sweep.c, &e) != 0 ||
+	    op_watch(&s->sweep, PROBE_TIMEOUT_MS, sweep_listed, &e) != 0)
+		log_warn("sweep of sandbox '%s': %s", s->host, e.msg);
+out:
+	buf_release(&cmd);
+	buf_release(&jobs);
+}
+
+static void sweep_listed(struct sv_sandbox *s, struct sv_op *op)
+{
+	struct sv *sv = s->sv;
+	struct sb_error e = SB_ERROR_INIT;
+	struct ssh_target t;
+	struct buf rm = BUF_INIT, jobs = BUF_INIT;
+	char *line, *save = NULL;
+	int code = -1, nrm = 0;
+	size_t i;
+
+	target_of(sv, s, s->cpath.data, &t);
+	if (sweep_jobs_dir(s, &jobs))
+		goto out;
+	if (s->sweep_rm) {
+		if (ssh_exec_finish(&t, &op->c, op->timed_out, op->timeout_ms, &code, &e) != 0 || code != 0)
+			log_warn("sweep of sandbox '%s': removing leftovers failed (%s)", s->host, e.msg[0] ? e.msg : "rm failed");
+		goto out;
+	}
+	if (ssh_exec_finish(&t, &op->c, op->timed_out, op->timeout_ms, &code, &e) != 0 || code != 0) {
 		if (code > 0)
 			log_warn("sweep of sandbox '%s': listing %s failed with status %d", s->host, jobs.data, code);
 		goto out;
 	}
+	if (!sv->kv)
+		goto out;   /* Redis went away meanwhile: cannot tell what is held */
 	buf_puts(&rm, "cd -- ");
 	remote_quote(&rm, jobs.data);
 	buf_puts(&rm, " || exit 1; rm -rf --");
-	for (line = strtok_r(out.data ? out.data : (char *)"", "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(op->out.data ? op->out.data : (char *)"", "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		const char *id = line[0] == '.' ? line + 1 : line;
 		int held = 0;
 
@@ -576,18 +936,16 @@ static void sweep_sandbox(struct sv *sv, struct sv_sandbox *s)
 			continue;   /* not ours */
 		for (i = 0; i < sv->nsbx && !held; i++) {
 			char key[REGISTRY_KEY_MAX];
-			redisReply *rep = NULL;
-			const struct sv_sandbox *o = &sv->sbx[i];
+			long long exists = 0;
+			const struct sv_sandbox *o = sv->sbx[i];
 
 			if (strcmp(o->host, s->host) != 0 || o->port != s->port || strcmp(o->workdir, s->workdir) != 0)
 				continue;
 			if (lock_key_job(key, sizeof(key), o->account, id, NULL) != 0 ||
-			    kv_cmd(sv->kv, &rep, NULL, "EXISTS", key, NULL) != 0) {
+			    kv_cmd_integer(sv->kv, &exists, NULL, "EXISTS", key, NULL) != 0)
 				held = 1;   /* cannot tell: keep it */
-			} else {
-				held = rep->type != REDIS_REPLY_INTEGER || rep->integer != 0;
-				freeReplyObject(rep);
-			}
+			else
+				held = exists != 0;
 		}
 		if (held)
 			continue;
@@ -596,11 +954,14 @@ static void sweep_sandbox(struct sv *sv, struct sv_sandbox *s)
 		log_info("sweep of sandbox '%s': removing %s/%s (no job holds it)", s->host, jobs.data, line);
 		nrm++;
 	}
-	if (nrm && (ssh_exec(&t, rm.data, NULL, 0, NULL, PROBE_TIMEOUT_MS, &code, &e) != 0 || code != 0))
-		log_warn("sweep of sandbox '%s': removing leftovers failed (%s)", s->host, e.msg[0] ? e.msg : "rm failed");
+	if (nrm) {
+		op_prep(op);
+		s->sweep_rm = 1;
+		if (ssh_exec_start(&t, rm.data, 0, &op->c, &e) != 0 ||
+		    op_watch(op, PROBE_TIMEOUT_MS, sweep_listed, &e) != 0)
+			log_warn("sweep of sandbox '%s': removing leftovers failed (%s)", s->host, e.msg);
+	}
 out:
-	buf_release(&cmd);
-	buf_release(&out);
 	buf_release(&rm);
 	buf_release(&jobs);
 }
@@ -617,23 +978,24 @@ static void sweep(struct sv *sv)
 		if (pool_queue_len(sv->kv, sv->acc[i].name, &len, &e) != 0)   /* drops stale waiters */
 			log_warn("%s", e.msg);
 	for (i = 0; i < sv->nsbx; i++)
-		if (sv->sbx[i].master)
-			sweep_sandbox(sv, &sv->sbx[i]);
+		if (sv->sbx[i]->master)
+			sweep_sandbox(sv, sv->sbx[i]);
 }
 
 /* ---- the loop ---- */
 
 static int reconcile(struct sv *sv, int force, struct sb_error *e)
 {
-	redisReply *rep = NULL;
+	struct buf ver = BUF_INIT;
 	long long v = 0;
-	int r;
+	int r, found = 0;
 
-	if ((r = kv_cmd(sv->kv, &rep, e, "GET", REGISTRY_KEY_VERSION, NULL)) != 0)
+	r = kv_cmd_string(sv->kv, &ver, &found, e, "GET", REGISTRY_KEY_VERSION, NULL);
+	if (found)
+		v = strtoll(ver.data, NULL, 10);
+	buf_release(&ver);
+	if (r)
 		return r;
-	if (rep->type == REDIS_REPLY_STRING)
-		v = strtoll(rep->str, NULL, 10);
-	freeReplyObject(rep);
 	if (v == sv->version && !force)
 		return 0;
 	if ((r = transport_sync(sv->kv, sv->cfg, force, e)) != 0 || (r = reconcile_accounts(sv, e)) != 0 ||
@@ -672,35 +1034,137 @@ static void shutdown_all(struct sv *sv)
 			break;
 		clock_sleep_ms(50);
 	}
+	loop_timer_disarm(sv->loop, &sv->tick);
 	free(sv->acc);
 	free(sv->sbx);
 	sv->acc = NULL;
 	sv->sbx = NULL;
 }
 
-int supervise_run(struct config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
-		  int (*reload_config)(struct config *cfg, struct sb_error *e), struct sb_error *e)
+/* Every POLL_MS: Redis (re)connected, the registry version polled and
+ * reconciled when it changed, old agents retired, sweeps started.  Health
+ * checks run on their own timers and never wait for this. */
+static void tick(struct loop *l, void *ctx)
+{
+	struct sv *sv = ctx;
+	int64_t now = clock_now_ms();
+	int force = sv->force;
+	size_t i;
+
+	sv->force = 0;
+	loop_timer_arm(l, &sv->tick, now + POLL_MS, tick, sv);
+	if (!sv->kv) {
+		struct sb_error ke = SB_ERROR_INIT;
+
+		if (kv_open(&sv->kv, sv->cfg->redis_url, sv->cfg->redis_timeout_ms, &ke) != 0) {
+			if (!sv->redis_down)
+				log_error("%s (retrying)", ke.msg);
+			sv->redis_down = 1;
+			return;
+		}
+		if (sv->redis_down)
+			log_info("Redis at %s is back", kv_where(sv->kv));
+		sv->redis_down = 0;
+		force = 1;
+	}
+	{
+		struct sb_error re = SB_ERROR_INIT;
+
+		if (reconcile(sv, force, &re) != 0) {
+			log_error("%s", re.msg);
+			if (re.code == SB_ERR_REDIS) {
+				kv_free(sv->kv);
+				sv->kv = NULL;
+				sv->redis_down = 1;
+			}
+			return;
+		}
+	}
+	now = clock_now_ms();
+	for (i = 0; i < sv->nacc; i++)
+		if (sv->acc[i].old.version && now >= sv->acc[i].old.retire_at) {
+			log_info("account '%s': the agent of key version %lld stopped", sv->acc[i].name,
+				 sv->acc[i].old.version);
+			sv_agent_stop(&sv->acc[i].old);
+		}
+	if (sv->next_sweep == 0)
+		sv->next_sweep = now + (int64_t)sv->cfg->sweep_interval_s * 1000;
+	if (now >= sv->next_sweep) {
+		sweep(sv);
+		sv->next_sweep = clock_now_ms() + (int64_t)sv->cfg->sweep_interval_s * 1000;
+	}
+}
+
+/* SIGTERM/SIGINT stop the loop; SIGHUP re-reads the configuration (a bad
+ * one is refused and the running one stays). */
+static void on_signal(struct loop *l, int fd, short revents, void *ctx)
+{
+	struct sv *sv = ctx;
+	struct signalfd_siginfo si;
+
+	(void)revents;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		struct sb_error ce = SB_ERROR_INIT;
+
+		if (si.ssi_signo != SIGHUP) {
+			loop_stop(l);
+			continue;
+		}
+		if (sv->reload_config(sv->cfg, &ce) != 0) {
+			log_error("configuration not reloaded: %s", ce.msg);
+			continue;
+		}
+		log_info("configuration reloaded");
+		kv_free(sv->kv);
+		sv->kv = NULL;
+		sv->force = 1;
+		loop_timer_arm(l, &sv->tick, clock_now_ms(), tick, sv);
+	}
+}
+
+int supervise_run(struct config *cfg, int (*reload_config)(struct config *cfg, struct sb_error *e),
+		  struct sb_error *e)
 {
 	struct sv sv;
 	struct buf lockp = BUF_INIT;
-	int lockfd = -1, r = 0, redis_down = 0;
-	size_t i;
+	sigset_t sigs, oldmask;
+	int lockfd = -1, sigfd = -1, r = 0, masked = 0;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.cfg = cfg;
 	sv.version = -1;
+	sv.reload_config = reload_config;
+	sv.tick = (struct loop_timer)LOOP_TIMER_INIT;
 	srand((unsigned)(getpid() ^ clock_now_ms()));
 	if ((r = paths_prepare_state(cfg->state_dir, e)) != 0)
 		return r;
 	paths_lock(cfg->state_dir, "supervise", &lockp);
-	if (buf_puts(&lockp, ".lock"))
+	if (buf_puts(&lockp, ".lock")) {
+		buf_release(&lockp);
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
 	if ((lockfd = fs_lock(lockp.data, 1000, e)) < 0) {
 		r = sb_error_set(e, SB_ERR_EXISTS, "another sshbox supervise holds '%s'", lockp.data);
 		buf_release(&lockp);
 		return r;
 	}
 	buf_release(&lockp);
+	/* the signals arrive as an fd on the loop; children get a clean mask */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	masked = sigprocmask(SIG_BLOCK, &sigs, &oldmask) == 0;
+	if (!masked || (sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+		r = sb_error_set(e, SB_ERR_IO, "cannot watch signals: %s", strerror(errno));
+		goto out;
+	}
+	if ((r = loop_new(&sv.loop, e)) != 0)
+		goto out;
+	if (loop_watch(sv.loop, sigfd, POLLIN, on_signal, &sv) != 0) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	{
 		struct buf d = BUF_INIT;
 
@@ -713,79 +1177,20 @@ int supervise_run(struct config *cfg, volatile sig_atomic_t *stop, volatile sig_
 	sweep_sockets(&sv, "agent/run", 1);
 	sweep_sockets(&sv, "cm", 0);
 	log_info("supervisor started (state dir %s, pid %ld)", cfg->state_dir, (long)getpid());
-	while (!*stop) {
-		int64_t now = clock_now_ms(), wake;
-		int force = 0;
-
-		if (*reload) {
-			struct sb_error ce = SB_ERROR_INIT;
-
-			*reload = 0;
-			if (reload_config(cfg, &ce) != 0) {
-				log_error("configuration not reloaded: %s", ce.msg);
-			} else {
-				log_info("configuration reloaded");
-				kv_free(sv.kv);
-				sv.kv = NULL;
-				force = 1;
-			}
-		}
-		if (!sv.kv) {
-			struct sb_error ke = SB_ERROR_INIT;
-
-			if (kv_open(&sv.kv, cfg->redis_url, cfg->redis_timeout_ms, &ke) != 0) {
-				if (!redis_down)
-					log_error("%s (retrying)", ke.msg);
-				redis_down = 1;
-				clock_sleep_ms(500);
-				continue;
-			}
-			if (redis_down)
-				log_info("Redis at %s is back", kv_where(sv.kv));
-			redis_down = 0;
-			force = 1;
-		}
-		if (force || now >= sv.next_poll) {
-			struct sb_error re = SB_ERROR_INIT;
-
-			sv.next_poll = now + POLL_MS;
-			if (reconcile(&sv, force, &re) != 0) {
-				log_error("%s", re.msg);
-				if (re.code == SB_ERR_REDIS) {
-					kv_free(sv.kv);
-					sv.kv = NULL;
-					redis_down = 1;
-				}
-				continue;
-			}
-		}
-		for (i = 0; i < sv.nacc; i++)
-			if (sv.acc[i].old.version && now >= sv.acc[i].old.retire_at) {
-				log_info("account '%s': the agent of key version %lld stopped", sv.acc[i].name,
-					 sv.acc[i].old.version);
-				sv_agent_stop(&sv.acc[i].old);
-			}
-		for (i = 0; i < sv.nsbx && !*stop && !*reload; i++)
-			if (clock_now_ms() >= sv.sbx[i].next_check)
-				check_sandbox(&sv, &sv.sbx[i]);
-		if (sv.next_sweep == 0)
-			sv.next_sweep = now + (int64_t)cfg->sweep_interval_s * 1000;
-		if (now >= sv.next_sweep && !*stop) {
-			sweep(&sv);
-			sv.next_sweep = clock_now_ms() + (int64_t)cfg->sweep_interval_s * 1000;
-		}
-		wake = sv.next_poll;
-		for (i = 0; i < sv.nsbx; i++)
-			if (sv.sbx[i].next_check < wake)
-				wake = sv.sbx[i].next_check;
-		now = clock_now_ms();
-		if (wake > now && !*stop && !*reload)
-			clock_sleep_ms(wake - now > 200 ? 200 : wake - now);   /* signals cut it short */
-	}
+	loop_timer_arm(sv.loop, &sv.tick, clock_now_ms(), tick, &sv);
+	if (loop_run(sv.loop) != 0)
+		log_error("the event loop failed: %s", strerror(errno));
 	log_info("supervisor stopping");
 	shutdown_all(&sv);
 	kv_free(sv.kv);
-	fs_unlock(lockfd);
 	log_info("supervisor stopped");
-	return 0;
+	r = 0;
+out:
+	loop_free(sv.loop);
+	if (sigfd >= 0)
+		close(sigfd);
+	if (masked)
+		(void)sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	fs_unlock(lockfd);
+	return r;
 }

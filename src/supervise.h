@@ -1,7 +1,7 @@
 /* layer 3: `sshbox supervise`, the daemon that keeps the pool warm.
  *
  * It holds the state dir's supervise lock (one supervisor per state dir),
- * and then, until *stop is set:
+ * and then, until SIGTERM or SIGINT:
  *   - polls the registry version (every 500 ms) and, when it changed (or
  *     *reload was set), rewrites ssh_config/known_hosts and reconciles:
  *     one ssh-agent per account with a key, at agent/<account>.v<N>.sock,
@@ -22,15 +22,17 @@
 #ifndef SSHBOX_SUPERVISE_H
 #define SSHBOX_SUPERVISE_H
 
-#include <signal.h>
-
 #include "config.h"
 #include "err.h"
 
-/* *reload: set by SIGHUP; the caller's reload_config is then called to
- * re-read the configuration into cfg (0 = ok; on error the old one stays).
- * Returns 0 after a requested stop. */
-int supervise_run(struct config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
-		  int (*reload_config)(struct config *cfg, struct sb_error *e), struct sb_error *e);
+/* Runs one event loop (loop.h) until SIGTERM or SIGINT; it blocks those
+ * and SIGHUP and reads them from a signalfd (restoring the mask on return).
+ * On SIGHUP reload_config is called to re-read the configuration into cfg
+ * (0 = ok; on error the old one stays).  Every ssh it runs (health-check
+ * steps, sweeps) is a child on the loop with its own deadline, so a frozen
+ * sandbox delays nothing but its own checks.  Returns 0 after a requested
+ * stop. */
+int supervise_run(struct config *cfg, int (*reload_config)(struct config *cfg, struct sb_error *e),
+		  struct sb_error *e);
 
 #endif

@@ -383,12 +383,17 @@ test_expect_success 'remove --force works even when a slot holds a value sshbox 
 '
 
 test_expect_success 'remove of a free sandbox, in another spelling; the account set empties' '
+	test_when_finished "tb_redis_cli del \"sshbox:{acme:box1.example.com}:repos\" >/dev/null" &&
+	test "$(tb_redis_cli sadd "sshbox:{beta:box1.example.com}:repos" beta/0123456789abcdef-r)" = 1 &&
+	test "$(tb_redis_cli sadd "sshbox:{acme:box1.example.com}:repos" acme/0123456789abcdef-r)" = 1 &&
 	v=$(regver) &&
 	"$SSHBOX" sandbox remove --account beta --host Box1.Example.Com --json >r.json &&
 	is_json r.json &&
 	test "$(jget r.json action)" = remove &&
 	test "$(regver)" = $((v + 1)) &&
 	test "$(tb_redis_cli exists "sshbox:{beta:box1.example.com}:sandbox")" = 0 &&
+	test "$(tb_redis_cli exists "sshbox:{beta:box1.example.com}:repos")" = 0 &&
+	test "$(tb_redis_cli exists "sshbox:{acme:box1.example.com}:repos")" = 1 &&
 	test "$(tb_redis_cli scard sshbox:account:beta:sandboxes)" = 0 &&
 	test "$(tb_redis_cli sismember sshbox:accounts beta)" = 0 &&
 	"$SSHBOX" sandbox show --account acme --host box1.example.com >/dev/null &&

@@ -102,6 +102,34 @@ test_expect_success 'registry changes reach the pool within 2 s, without a resta
 	test_wait_for "master_up $ALIAS_B" 5
 '
 
+# master_of FILE HOST: the "master" field of HOST in a `status --json`.
+master_of() {
+	python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join(s["master"] for s in d["sandboxes"] if s["host"] == sys.argv[2]))' "$1" "$2"
+}
+
+test_expect_success 'status: master up while the supervisor holds one, down once it is stopped' '
+	test_wait_for "master_up $ALIAS_A" 5 &&
+	test_wait_for "master_up $ALIAS_B" 5 &&
+	"$SSHBOX" status >st.txt &&
+	grep -q "^  $HOST_A  active, .*, master up\$" st.txt &&
+	grep -q "^  $HOST_B  active, .*, master up\$" st.txt &&
+	"$SSHBOX" status --json >st.json &&
+	test "$(master_of st.json $HOST_A)" = up &&
+	test "$(master_of st.json $HOST_B)" = up &&
+	"$SSHBOX" sandbox disable --account acme --host $HOST_B >/dev/null &&
+	test_wait_for "! master_up $ALIAS_B" 5 &&
+	"$SSHBOX" status >st.txt &&
+	grep -q "^  $HOST_A  active, .*, master up\$" st.txt &&
+	grep -q "^  $HOST_B  disabled, .*, master down\$" st.txt &&
+	"$SSHBOX" status --json >st.json &&
+	test "$(master_of st.json $HOST_A)" = up &&
+	test "$(master_of st.json $HOST_B)" = down &&
+	"$SSHBOX" sandbox enable --account acme --host $HOST_B >/dev/null &&
+	test_wait_for "master_up $ALIAS_B" 10
+'
+
 test_expect_success 'health: a dead sandbox is published unhealthy once, and healthy again when it is back' '
 	tb_stop_sandbox b &&
 	test_wait_for "test \"\$(tb_redis_cli hget \"sshbox:{acme:$HOST_B}:health\" reason)\" != \"\"" 10 &&

@@ -53,7 +53,9 @@ FUZZ_WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DJSMN_STRICT -DJSMN_PARENT_LINKS $(FUZZ_WARN) \
 	-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-MMD -MP
-FUZZ_CPPFLAGS := -Isrc
+# the scripts of src/sh/ as headers in build/gen (GNUmakefile's rule)
+include scripts/embed-sh.mk
+FUZZ_CPPFLAGS := -Isrc -I$(SH_GEN_DIR)
 FUZZ_LDLIBS := -lhiredis -lssl -lcrypto
 
 FUZZ_SRC := $(filter-out src/main.c src/cmd%.c,$(sort $(wildcard src/*.c)))
@@ -72,6 +74,8 @@ endif
 .SECONDARY: $(FUZZ_OBJ)
 
 fuzz-build: $(FUZZ_BIN)
+
+$(FUZZ_OBJ): | $(SH_GEN)
 
 $(FUZZ_DIR)/obj/%.o: src/%.c
 	@mkdir -p $(@D)

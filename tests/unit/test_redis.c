@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "err.h"
 #include "kv.h"
@@ -221,18 +222,18 @@ static long long cmd_int(struct kv *kv, const char *a0, const char *a1, const ch
 			 const char *a3)
 {
 	struct sb_error e = SB_ERROR_INIT;
-	redisReply *r = NULL;
+	struct kv_value r = KV_VALUE_INIT;
 	long long v = -999;
 
 	if (kv_cmd(kv, &r, &e, a0, a1, a2, a3, NULL) != 0) {
 		printf("# %s: %s\n", a0, e.msg);
 		return -999;
 	}
-	if (r->type == REDIS_REPLY_INTEGER)
-		v = r->integer;
-	else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-		v = strtoll(r->str, NULL, 10);
-	freeReplyObject(r);
+	if (r.type == KV_INTEGER)
+		v = r.integer;
+	else if (r.type == KV_STRING || r.type == KV_STATUS)
+		v = strtoll(r.str, NULL, 10);
+	kv_value_release(&r);
 	return v;
 }
 
@@ -240,13 +241,13 @@ static long long cmd_int(struct kv *kv, const char *a0, const char *a1, const ch
 static char *cmd_get(struct kv *kv, const char *key)
 {
 	struct sb_error e = SB_ERROR_INIT;
-	redisReply *r = NULL;
+	struct kv_value r = KV_VALUE_INIT;
 	char *s;
 
 	if (kv_cmd(kv, &r, &e, "GET", key, NULL) != 0)
 		return strdup("(error)");
-	s = strdup(r->type == REDIS_REPLY_STRING ? r->str : "");
-	freeReplyObject(r);
+	s = strdup(r.type == KV_STRING ? r.str : "");
+	kv_value_release(&r);
 	return s;
 }
 
@@ -258,7 +259,7 @@ static long long client_id(struct kv *kv)
 static long long commandstat(struct kv *kv, const char *name)
 {
 	struct sb_error e = SB_ERROR_INIT;
-	redisReply *r = NULL;
+	struct kv_value r = KV_VALUE_INIT;
 	char pat[64];
 	const char *p;
 	long long v = 0;
@@ -266,9 +267,9 @@ static long long commandstat(struct kv *kv, const char *name)
 	if (kv_cmd(kv, &r, &e, "INFO", "commandstats", NULL) != 0)
 		return -1;
 	snprintf(pat, sizeof(pat), "cmdstat_%s:calls=", name);
-	if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, pat)) != NULL)
+	if (r.type == KV_STRING && (p = strstr(r.str, pat)) != NULL)
 		v = strtoll(p + strlen(pat), NULL, 10);
-	freeReplyObject(r);
+	kv_value_release(&r);
 	return v;
 }
 
@@ -283,7 +284,7 @@ static void test_kv_unix(void)
 	struct kv *kv = open_unix(2000);
 	const char *argv[3];
 	size_t lens[3];
-	redisReply *r = NULL;
+	struct kv_value r = KV_VALUE_INIT;
 	long long id;
 
 	CHECK(kv != NULL);
@@ -291,8 +292,8 @@ static void test_kv_unix(void)
 		return;
 	CHECK_STREQ(kv_where(kv), sock_path);
 	CHECK_INT(kv_cmd(kv, &r, &e, "PING", NULL), 0);
-	CHECK(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
-	freeReplyObject(r);
+	CHECK(r.type == KV_STATUS && strcmp(r.str, "PONG") == 0);
+	kv_value_release(&r);
 	/* binary-safe arguments: an embedded NUL and a newline travel intact */
 	argv[0] = "SET";
 	argv[1] = "sshbox:test:bin";
@@ -302,13 +303,13 @@ static void test_kv_unix(void)
 	lens[2] = 6;
 	CHECK_INT(kv_cmdv(kv, NULL, &e, 3, argv, lens), 0);
 	CHECK_INT(kv_cmd(kv, &r, &e, "STRLEN", "sshbox:test:bin", NULL), 0);
-	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 6);
-	freeReplyObject(r);
+	CHECK(r.type == KV_INTEGER && r.integer == 6);
+	kv_value_release(&r);
 	/* an ERROR reply is an answer: same connection afterwards */
 	id = client_id(kv);
 	CHECK(id > 0);
 	CHECK_INT(kv_cmd(kv, &r, &e, "INCR", "sshbox:test:bin", NULL), SB_ERR_REDIS);
-	CHECK(r == NULL);
+	CHECK(r.type == KV_NIL);
 	CHECK(strstr(e.msg, "rejected INCR: ERR value is not an integer") != NULL);
 	CHECK_INT(client_id(kv), id);
 	CHECK_INT(kv_cmd(kv, &r, &e, "NOSUCHCOMMAND", "x", NULL), SB_ERR_REDIS);
@@ -365,7 +366,7 @@ static void test_kv_auth_select(void)
 {
 	struct sb_error e = SB_ERROR_INIT;
 	struct kv *admin = open_unix(2000), *kv = NULL;
-	redisReply *r = NULL;
+	struct kv_value r = KV_VALUE_INIT;
 	char url[200];
 
 	CHECK(admin != NULL);
@@ -378,8 +379,8 @@ static void test_kv_auth_select(void)
 	if (kv) {
 		CHECK_INT(kv_cmd(kv, NULL, &e, "SET", "sshbox:test:db3", "x", NULL), 0);
 		CHECK_INT(kv_cmd(kv, &r, &e, "CLIENT", "INFO", NULL), 0);
-		CHECK(r && r->type == REDIS_REPLY_STRING && strstr(r->str, " db=3 "));
-		freeReplyObject(r);
+		CHECK(r.type == KV_STRING && strstr(r.str, " db=3 "));
+		kv_value_release(&r);
 		kv_free(kv);
 		kv = NULL;
 	}
@@ -403,8 +404,8 @@ static void test_kv_auth_select(void)
 	CHECK_INT(kv_open(&kv, url, 2000, &e), 0);
 	if (kv) {
 		CHECK_INT(kv_cmd(kv, &r, &e, "CLIENT", "INFO", NULL), 0);
-		CHECK(r && r->type == REDIS_REPLY_STRING && strstr(r->str, " db=2 "));
-		freeReplyObject(r);
+		CHECK(r.type == KV_STRING && strstr(r.str, " db=2 "));
+		kv_value_release(&r);
 		kv_free(kv);
 		kv = NULL;
 	}
@@ -414,8 +415,8 @@ static void test_kv_auth_select(void)
 	CHECK_INT(kv_open(&kv, url, 2000, &e), 0);
 	if (kv) {
 		CHECK_INT(kv_cmd(kv, &r, &e, "ACL", "WHOAMI", NULL), 0);
-		CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "sshbox") == 0);
-		freeReplyObject(r);
+		CHECK(r.type == KV_STRING && strcmp(r.str, "sshbox") == 0);
+		kv_value_release(&r);
 		kv_free(kv);
 		kv = NULL;
 	}
@@ -487,7 +488,7 @@ static void test_kv_noscript(void)
 	struct sb_error e = SB_ERROR_INIT;
 	struct kv *kv = open_unix(2000);
 	const char *keys[] = { "sshbox:test:k1" }, *args[] = { "41" };
-	redisReply *r = NULL;
+	struct kv_value r = KV_VALUE_INIT;
 	long long v = 0;
 
 	CHECK(kv != NULL);
@@ -495,30 +496,127 @@ static void test_kv_noscript(void)
 		return;
 	CHECK_INT(kv_cmd(kv, NULL, &e, "CONFIG", "RESETSTAT", NULL), 0);
 	CHECK_INT(kv_eval(kv, &answer_script, &r, &e, 1, keys, 1, args), 0);
-	CHECK_INT(kv_reply_integer(kv, r, "x", &v, &e), 0);
+	CHECK_INT(kv_reply_integer(kv, &r, "x", &v, &e), 0);
 	CHECK_INT(v, 42);
-	freeReplyObject(r);
+	kv_value_release(&r);
 	/* EVAL every time: one round trip, also after SCRIPT FLUSH (a restart) */
 	CHECK_INT(kv_eval(kv, &answer_script, &r, &e, 1, keys, 1, args), 0);
-	freeReplyObject(r);
+	kv_value_release(&r);
 	CHECK_INT(cmd_int(kv, "SCRIPT", "FLUSH", NULL, NULL), 0);
 	CHECK_INT(kv_eval(kv, &answer_script, &r, &e, 1, keys, 1, args), 0);
-	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 42);
-	freeReplyObject(r);
+	CHECK(r.type == KV_INTEGER && r.integer == 42);
+	kv_value_release(&r);
 	CHECK_INT(commandstat(kv, "eval"), 3);
 	CHECK_INT(commandstat(kv, "evalsha"), 0);
 	/* a script error is an error naming the script; the connection lives */
 	CHECK_INT(kv_cmd(kv, NULL, &e, "SET", "sshbox:test:str", "abc", NULL), 0);
 	keys[0] = "sshbox:test:str";
 	CHECK_INT(kv_eval(kv, &failing_script, &r, &e, 1, keys, 0, NULL), SB_ERR_REDIS);
-	CHECK(r == NULL);
+	CHECK(r.type == KV_NIL);
 	CHECK(strstr(e.msg, "rejected script test_failing") != NULL);
 	CHECK_INT(kv_cmd(kv, NULL, &e, "PING", NULL), 0);
 	/* kv_reply_integer checks the type */
 	CHECK_INT(kv_cmd(kv, &r, &e, "GET", "sshbox:test:str", NULL), 0);
-	CHECK_INT(kv_reply_integer(kv, r, "GET", &v, &e), SB_ERR_REDIS);
+	CHECK_INT(kv_reply_integer(kv, &r, "GET", &v, &e), SB_ERR_REDIS);
 	CHECK(strstr(e.msg, "unexpected reply to GET: string") != NULL);
-	freeReplyObject(r);
+	kv_value_release(&r);
+	kv_free(kv);
+}
+
+static struct kv_script nested_script = KV_SCRIPT("test_nested",
+	"return {1, 'two', {3, false, 'four'}, redis.error_reply('ERR boom')}\n");
+
+/* Replies come back as owned kv_values, one type per RESP2 shape. */
+static void test_kv_values(void)
+{
+	struct sb_error e = SB_ERROR_INIT;
+	struct kv *kv = open_unix(2000);
+	const char *set[] = { "SET", "sshbox:test:v", "a\0b" };
+	const size_t set_lens[] = { 3, 13, 3 };
+	struct kv_value r = KV_VALUE_INIT;
+	struct buf b = BUF_INIT;
+	long long n = -1;
+	int found = -1;
+
+	CHECK(kv != NULL);
+	if (!kv)
+		return;
+	/* nil */
+	CHECK_INT(kv_cmd(kv, NULL, &e, "DEL", "sshbox:test:v", "sshbox:test:h", NULL), 0);
+	CHECK_INT(kv_cmd(kv, &r, &e, "GET", "sshbox:test:v", NULL), 0);
+	CHECK(r.type == KV_NIL && r.str == NULL && r.n == 0);
+	CHECK_STREQ(kv_value_type_name(&r), "nil");
+	kv_value_release(&r);
+	CHECK_INT(kv_cmd_string(kv, &b, &found, &e, "GET", "sshbox:test:v", NULL), 0);
+	CHECK_INT(found, 0);
+	CHECK_INT(b.len, 0);
+	/* status and a binary string (the NUL travels, len counts it) */
+	CHECK_INT(kv_cmdv(kv, &r, &e, 3, set, set_lens), 0);
+	CHECK(r.type == KV_STATUS && r.len == 2 && strcmp(r.str, "OK") == 0);
+	kv_value_release(&r);
+	CHECK_INT(kv_cmd(kv, &r, &e, "GET", "sshbox:test:v", NULL), 0);
+	CHECK(r.type == KV_STRING && r.len == 3 && memcmp(r.str, "a\0b", 4) == 0);
+	kv_value_release(&r);
+	CHECK(r.type == KV_NIL && r.str == NULL);
+	kv_value_release(&r);   /* twice is harmless */
+	CHECK_INT(kv_cmd_string(kv, &b, &found, &e, "GET", "sshbox:test:v", NULL), 0);
+	CHECK_INT(found, 1);
+	CHECK(b.len == 3 && memcmp(b.data, "a\0b", 3) == 0);
+	/* integer */
+	CHECK_INT(kv_cmd(kv, &r, &e, "STRLEN", "sshbox:test:v", NULL), 0);
+	CHECK(r.type == KV_INTEGER && r.integer == 3);
+	kv_value_release(&r);
+	CHECK_INT(kv_cmd_integer(kv, &n, &e, "EXISTS", "sshbox:test:v", NULL), 0);
+	CHECK_INT(n, 1);
+	/* the wrong shape is an error naming the command and what came */
+	CHECK_INT(kv_cmd_integer(kv, &n, &e, "GET", "sshbox:test:v", NULL), SB_ERR_REDIS);
+	CHECK(strstr(e.msg, "unexpected reply to GET: string") != NULL);
+	CHECK_INT(kv_cmd_string(kv, &b, &found, &e, "EXISTS", "sshbox:test:v", NULL), SB_ERR_REDIS);
+	CHECK(strstr(e.msg, "unexpected reply to EXISTS: integer") != NULL);
+	CHECK_INT(found, 0);
+	CHECK_INT(kv_eval_integer(kv, &nested_script, &n, &e, 0, NULL, 0, NULL), SB_ERR_REDIS);
+	CHECK(strstr(e.msg, "unexpected reply to script test_nested: array") != NULL);
+	/* a nested array, with a nil and an error element */
+	CHECK_INT(kv_eval(kv, &nested_script, &r, &e, 0, NULL, 0, NULL), 0);
+	CHECK(r.type == KV_ARRAY && r.n == 4);
+	if (r.type == KV_ARRAY && r.n == 4) {
+		CHECK(r.elem[0].type == KV_INTEGER && r.elem[0].integer == 1);
+		CHECK(r.elem[1].type == KV_STRING && strcmp(r.elem[1].str, "two") == 0);
+		CHECK(r.elem[2].type == KV_ARRAY && r.elem[2].n == 3);
+		if (r.elem[2].n == 3) {
+			CHECK(r.elem[2].elem[0].type == KV_INTEGER && r.elem[2].elem[0].integer == 3);
+			CHECK(r.elem[2].elem[1].type == KV_NIL);
+			CHECK(r.elem[2].elem[2].type == KV_STRING && strcmp(r.elem[2].elem[2].str, "four") == 0);
+		}
+		CHECK(r.elem[3].type == KV_ERROR && strcmp(r.elem[3].str, "ERR boom") == 0);
+		CHECK_STREQ(kv_value_type_name(&r.elem[3]), "error");
+	}
+	kv_value_release(&r);
+	CHECK(r.type == KV_NIL && r.elem == NULL && r.n == 0);
+	/* an empty array is an array */
+	CHECK_INT(kv_cmd(kv, &r, &e, "HGETALL", "sshbox:test:h", NULL), 0);
+	CHECK(r.type == KV_ARRAY && r.n == 0 && kv_value_field(&r, "a") == NULL);
+	kv_value_release(&r);
+	/* a flat field/value array */
+	CHECK_INT(kv_cmd(kv, NULL, &e, "HSET", "sshbox:test:h", "a", "1", "bb", "22", NULL), 0);
+	CHECK_INT(kv_cmd(kv, &r, &e, "HGETALL", "sshbox:test:h", NULL), 0);
+	{
+		const struct kv_value *f = kv_value_field(&r, "bb");
+
+		CHECK(f && f->type == KV_STRING && strcmp(f->str, "22") == 0);
+		CHECK(kv_value_field(&r, "b") == NULL);
+		CHECK(kv_value_field(&r, "1") == NULL);   /* values are not fields */
+	}
+	kv_value_release(&r);
+	/* an error reply: SB_ERR_REDIS, and nothing to release */
+	r.type = KV_INTEGER;
+	CHECK_INT(kv_cmd(kv, &r, &e, "HGET", "sshbox:test:v", "x", NULL), SB_ERR_REDIS);
+	CHECK(r.type == KV_NIL && r.str == NULL && r.elem == NULL);
+	CHECK(strstr(e.msg, "rejected HGET: WRONGTYPE") != NULL);
+	CHECK_INT(kv_cmd_integer(kv, &n, &e, "INCR", "sshbox:test:v", NULL), SB_ERR_REDIS);
+	CHECK(strstr(e.msg, "rejected INCR: ERR value is not an integer") != NULL);
+	CHECK_INT(kv_cmd(kv, NULL, &e, "DEL", "sshbox:test:v", "sshbox:test:h", NULL), 0);
+	buf_release(&b);
 	kv_free(kv);
 }
 
@@ -528,7 +626,7 @@ static void test_kv_pipeline(void)
 	struct kv *kv = open_unix(2000);
 	const char *set[] = { "SET", "sshbox:test:p1", "abc" }, *get[] = { "GET", "sshbox:test:p1" };
 	const char *incr[] = { "INCR", "sshbox:test:p1" }, *ping[] = { "PING" };
-	redisReply *r = NULL;
+	struct kv_value r = KV_VALUE_INIT;
 
 	CHECK(kv != NULL);
 	if (!kv)
@@ -539,26 +637,26 @@ static void test_kv_pipeline(void)
 	CHECK_INT(kv_pipe_add(kv, &e, 2, incr), 0);
 	CHECK_INT(kv_pipe_add(kv, &e, 1, ping), 0);
 	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
-	CHECK(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0);
-	freeReplyObject(r);
+	CHECK(r.type == KV_STATUS && strcmp(r.str, "OK") == 0);
+	kv_value_release(&r);
 	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
-	CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "abc") == 0);
-	freeReplyObject(r);
+	CHECK(r.type == KV_STRING && strcmp(r.str, "abc") == 0);
+	kv_value_release(&r);
 	/* an error reply is an error for its command only */
 	CHECK_INT(kv_pipe_reply(kv, &r, &e), SB_ERR_REDIS);
-	CHECK(r == NULL && strstr(e.msg, "not an integer") != NULL);
+	CHECK(r.type == KV_NIL && strstr(e.msg, "not an integer") != NULL);
 	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
-	CHECK(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
-	freeReplyObject(r);
+	CHECK(r.type == KV_STATUS && strcmp(r.str, "PONG") == 0);
+	kv_value_release(&r);
 	CHECK_INT(kv_pipe_reply(kv, &r, &e), SB_ERR_INTERNAL);
 	/* replies left unread never reach the next command */
 	CHECK_INT(kv_pipe_add(kv, &e, 2, get), 0);
 	CHECK_INT(kv_pipe_add(kv, &e, 2, get), 0);
 	CHECK_INT(kv_pipe_reply(kv, &r, &e), 0);
-	freeReplyObject(r);
+	kv_value_release(&r);
 	CHECK_INT(kv_cmd(kv, &r, &e, "PING", NULL), 0);
-	CHECK(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
-	freeReplyObject(r);
+	CHECK(r.type == KV_STATUS && strcmp(r.str, "PONG") == 0);
+	kv_value_release(&r);
 	CHECK_INT(kv_cmd(kv, NULL, &e, "DEL", "sshbox:test:p1", NULL), 0);
 	kv_free(kv);
 }
@@ -605,7 +703,7 @@ static void test_lock_acquire(void)
 	pttl = cmd_int(kv, "PTTL", key, NULL, NULL);
 	CHECK(pttl > 25000 && pttl <= 30000);
 	/* a released slot is taken again, with a higher fence */
-	CHECK_INT(lock_release(kv, &a, &e), 0);
+	CHECK_INT(lock_unlock(kv, &a, &e), 0);
 	CHECK_INT(lock_acquire(kv, "acme", "box1.example.com", 2, "job-c", 30000, &c, &e), 0);
 	CHECK_INT(c.slot, 0);
 	CHECK(c.fence > b.fence);
@@ -614,8 +712,8 @@ static void test_lock_acquire(void)
 	CHECK_INT(lock_acquire(kv, "acme", "box1", 0, "j", 30000, &c, &e), SB_ERR_USAGE);
 	CHECK_INT(lock_acquire(kv, "acme", "box1", 2, "a:b", 30000, &c, &e), SB_ERR_USAGE);
 	CHECK_INT(lock_acquire(kv, "acme", "box1", 2, "j", 1000, &c, &e), SB_ERR_USAGE);
-	CHECK_INT(lock_release(kv, &b, &e), 0);
-	CHECK_INT(lock_release(kv, &c, &e), 0);
+	CHECK_INT(lock_unlock(kv, &b, &e), 0);
+	CHECK_INT(lock_unlock(kv, &c, &e), 0);
 	kv_free(kv);
 }
 
@@ -672,7 +770,7 @@ out:
 	kv_free(admin);
 }
 
-static void test_lock_release(void)
+static void test_lock_unlock(void)
 {
 	struct sb_error e = SB_ERROR_INIT;
 	struct kv *kv = open_unix(2000);
@@ -686,16 +784,16 @@ static void test_lock_release(void)
 	CHECK_INT(lock_key_slot(key, sizeof(key), "acme", "rel.example", 0, &e), 0);
 	/* 1: released */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
-	CHECK_INT(lock_release(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	CHECK_INT(l.held, 0);
 	CHECK_INT(cmd_int(kv, "EXISTS", key, NULL, NULL), 0);
 	/* releasing twice, or a lock never acquired, is a no-op */
-	CHECK_INT(lock_release(kv, &l, &e), 0);
-	CHECK_INT(lock_release(kv, &never, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &never, &e), 0);
 	/* 0: taken by another holder -- and their key is left alone */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
 	CHECK_INT(kv_cmd(kv, NULL, &e, "SET", key, "0123456789abcdef0123456789abcdef:7:other", NULL), 0);
-	CHECK_INT(lock_release(kv, &l, &e), SB_ERR_NOTFOUND);
+	CHECK_INT(lock_unlock(kv, &l, &e), SB_ERR_NOTFOUND);
 	CHECK_STREQ(e.msg, "the lock on sandbox 'rel.example' slot 0 (account 'acme') had been taken by another holder");
 	CHECK_INT(l.held, 0);
 	v = cmd_get(kv, key);
@@ -705,7 +803,7 @@ static void test_lock_release(void)
 	/* -1: already expired (deleted) */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
 	CHECK_INT(cmd_int(kv, "DEL", key, NULL, NULL), 1);
-	CHECK_INT(lock_release(kv, &l, &e), SB_ERR_NOTFOUND);
+	CHECK_INT(lock_unlock(kv, &l, &e), SB_ERR_NOTFOUND);
 	CHECK_STREQ(e.msg, "the lock on sandbox 'rel.example' slot 0 (account 'acme') had already expired");
 	/* -1: expired by its TTL */
 	CHECK_INT(lock_acquire(kv, "acme", "rel.example", 1, "job", 10000, &l, &e), 0);
@@ -713,7 +811,7 @@ static void test_lock_release(void)
 	deadline = clock_deadline_in(2000);
 	while (cmd_int(kv, "EXISTS", key, NULL, NULL) != 0 && !clock_expired(deadline))
 		clock_sleep_ms(1);
-	CHECK_INT(lock_release(kv, &l, &e), SB_ERR_NOTFOUND);
+	CHECK_INT(lock_unlock(kv, &l, &e), SB_ERR_NOTFOUND);
 	CHECK(strstr(e.msg, "had already expired") != NULL);
 	kv_free(kv);
 }
@@ -735,7 +833,7 @@ static void test_lock_holders(void)
 	CHECK_INT(lock_acquire(kv, "acme", "hold.example", 3, "job-1", 20000, &a, &e), 0);
 	CHECK_INT(lock_acquire(kv, "acme", "hold.example", 3, "job-2", 20000, &b, &e), 0);
 	CHECK_INT(lock_acquire(kv, "acme", "hold.example", 3, "job-3", 20000, &c, &e), 0);
-	CHECK_INT(lock_release(kv, &b, &e), 0);
+	CHECK_INT(lock_unlock(kv, &b, &e), 0);
 	CHECK_INT(lock_list_holders(kv, "acme", "hold.example", 3, h, &n, &e), 0);
 	CHECK_INT(n, 2);
 	CHECK_INT(h[0].slot, 0);
@@ -763,8 +861,8 @@ static void test_lock_holders(void)
 	CHECK_INT(lock_list_holders(kv, "acme", "hold.example", 3, h, &n, &e), SB_ERR_REDIS);
 	CHECK(strstr(e.msg, "malformed lock value in key 'sshbox:{acme:hold.example}:slot:1'") != NULL);
 	CHECK_INT(cmd_int(kv, "DEL", key, NULL, NULL), 1);
-	CHECK_INT(lock_release(kv, &a, &e), 0);
-	CHECK_INT(lock_release(kv, &c, &e), 0);
+	CHECK_INT(lock_unlock(kv, &a, &e), 0);
+	CHECK_INT(lock_unlock(kv, &c, &e), 0);
 	kv_free(kv);
 }
 
@@ -784,7 +882,7 @@ static void test_lock_fence_reseed(void)
 	CHECK_STREQ(fkey, "sshbox:{acme:fence.example}:fence");
 	for (i = 0; i < 5; i++) {
 		CHECK_INT(lock_acquire(kv, "acme", "fence.example", 1, "job", 10000, &l, &e), 0);
-		CHECK_INT(lock_release(kv, &l, &e), 0);
+		CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	}
 	f1 = l.fence;
 	CHECK_INT(cmd_int(kv, "GET", fkey, NULL, NULL), f1);
@@ -794,7 +892,7 @@ static void test_lock_fence_reseed(void)
 	CHECK_INT(cmd_int(kv, "DEL", fkey, NULL, NULL), 1);
 	CHECK_INT(lock_acquire(kv, "acme", "fence.example", 1, "job", 10000, &l, &e), 0);
 	CHECK(l.fence > f1);
-	CHECK_INT(lock_release(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	kv_free(kv);
 }
 
@@ -821,7 +919,7 @@ static void test_lock_lua_16_digits(void)
 	/* renew and release compare the exact bytes, so they succeed only if
 	 * Lua and C formatted the number the same way */
 	CHECK_INT(lock_renew(kv, &l, &e), 0);
-	CHECK_INT(lock_release(kv, &l, &e), 0);
+	CHECK_INT(lock_unlock(kv, &l, &e), 0);
 	kv_free(kv);
 }
 
@@ -928,7 +1026,7 @@ static void conc_child(struct shared *sh, acquire_fn acquire, const char *host, 
 		nanosleep(&hold, NULL);
 		atomic_fetch_sub(&sh->total, 1);
 		atomic_fetch_sub(&sh->occ[l.slot], 1);
-		if (lock_release(kv, &l, &e) != 0)
+		if (lock_unlock(kv, &l, &e) != 0)
 			atomic_fetch_add(&sh->release_errors, 1);
 		atomic_fetch_add(&sh->acquired, 1);
 		done++;
@@ -1059,7 +1157,7 @@ static double bench_cycles(const char *url, const char *host, int n)
 		struct lock l = LOCK_INIT;
 
 		if (lock_acquire(kv, "bench", host, 2, "bench-job", 30000, &l, &e) == 0 &&
-		    lock_release(kv, &l, &e) == 0)
+		    lock_unlock(kv, &l, &e) == 0)
 			ok++;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1254,7 +1352,7 @@ static void test_registry_hostile(void)
 	CHECK_INT(registry_key_sandbox(key, sizeof(key), "evil", "h.example", &e), 0);
 	CHECK_STREQ(key, "sshbox:{evil:h.example}:sandbox");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		redisReply *old = NULL;
+		struct kv_value old = KV_VALUE_INIT;
 
 		kv_cmd(kv, &old, &e, "HGET", key, cases[i].field, NULL);
 		CHECK_INT(kv_cmd(kv, NULL, &e, "HSET", key, cases[i].field, cases[i].value, NULL), 0);
@@ -1266,9 +1364,9 @@ static void test_registry_hostile(void)
 			sandbox_rec_release(&got);
 		}
 		CHECK_INT(registry_sandbox_list(kv, "evil", &list, &n, &e), SB_ERR_REDIS);
-		if (old && old->type == REDIS_REPLY_STRING)
-			kv_cmd(kv, NULL, &e, "HSET", key, cases[i].field, old->str, NULL);
-		freeReplyObject(old);
+		if (old.type == KV_STRING)
+			kv_cmd(kv, NULL, &e, "HSET", key, cases[i].field, old.str, NULL);
+		kv_value_release(&old);
 	}
 	/* a field with a NUL byte */
 	{
@@ -1392,10 +1490,11 @@ int main(void)
 	RUN(test_kv_reconnect);
 	RUN(test_kv_timeout);
 	RUN(test_kv_noscript);
+	RUN(test_kv_values);
 	RUN(test_kv_pipeline);
 	RUN(test_lock_acquire);
 	RUN(test_lock_renew);
-	RUN(test_lock_release);
+	RUN(test_lock_unlock);
 	RUN(test_lock_holders);
 	RUN(test_lock_fence_reseed);
 	RUN(test_lock_lua_16_digits);

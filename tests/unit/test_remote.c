@@ -243,6 +243,146 @@ static void test_script_frame(void)
 	}
 }
 
+/* ---- the end-reason words ---------------------------------------------- */
+
+struct words {
+	const char *w[64];
+	size_t len[64];
+	int n;
+};
+
+static void words_add(struct words *ws, const char *w, size_t len)
+{
+	int i;
+
+	for (i = 0; i < ws->n; i++)
+		if (ws->len[i] == len && memcmp(ws->w[i], w, len) == 0)
+			return;
+	CHECK(ws->n < 64);
+	if (ws->n < 64) {
+		ws->w[ws->n] = w;
+		ws->len[ws->n++] = len;
+	}
+}
+
+static int is_ident(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* A literal end word at p: [a-z-]+ ended by a shell separator; its length,
+ * 0 when p holds anything else (a quote, an expansion). */
+static size_t literal_word(const char *p)
+{
+	size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz-");
+
+	return n && (p[n] == ';' || p[n] == '\n' || p[n] == ' ') ? n : 0;
+}
+
+/* Where name occurs in text as a whole shell word start (not a part of
+ * sb_end_s or my_sb_end); NULL when no more. */
+static const char *find_name(const char *text, const char *from, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = strstr(from, name); p; p = strstr(p + 1, name))
+		if ((p == text || !is_ident(p[-1])) && !is_ident(p[n]))
+			return p;
+	return NULL;
+}
+
+/* Both directions between the job script and REMOTE_WHY_LIST.  The script
+ * prints its end line only in sb_end, and every call names its word as a
+ * literal (`sb_end RC word`) or, for the job's own end, as `"$sb_why"`, set
+ * by the watchdog's `sb_why=word`: both forms are read here, and any other
+ * call fails the test (a word this test cannot read is a word it cannot
+ * check). */
+static void test_script_end_words(void)
+{
+	struct remote_params p;
+	struct buf b = BUF_INIT;
+	struct words said = { { NULL }, { 0 }, 0 };
+	const char *text, *q;
+	int i, defs = 0, calls = 0, via_why = 0, why_sets = 0;
+
+	default_params(&p);
+	p.repo_url = "https://h/r.git";   /* every part of the script */
+	CHECK_INT(remote_script(&b, &p), 0);
+	text = buf_cstr(&b);
+	/* the end line has one printf, in sb_end */
+	q = strstr(text, "sshbox-end");
+	CHECK(q != NULL && strstr(q + 1, "sshbox-end") == NULL);
+
+	for (q = find_name(text, text, "sb_end"); q; q = find_name(text, q + 1, "sb_end")) {
+		const char *a = q + strlen("sb_end");
+		size_t n;
+
+		if (strncmp(a, "() {", 4) == 0) {
+			defs++;
+			continue;
+		}
+		calls++;
+		if (*a++ != ' ') {
+			printf("#   sb_end without arguments at: %.60s\n", q);
+			CHECK(!"sb_end called with a readable rc and word");
+			continue;
+		}
+		if (strncmp(a, "\"$sb_rc\" ", 9) == 0)
+			a += 9;
+		else if (*a >= '0' && *a <= '9' && (n = strspn(a, "0123456789")) && a[n] == ' ')
+			a += n + 1;
+		else {
+			printf("#   sb_end with an rc this test cannot read: %.60s\n", q);
+			CHECK(!"sb_end called with a readable rc");
+			continue;
+		}
+		if (strncmp(a, "\"$sb_why\"", 9) == 0 && strchr(";\n ", a[9]) && a[9]) {
+			via_why++;
+		} else if ((n = literal_word(a)) != 0) {
+			words_add(&said, a, n);
+		} else {
+			printf("#   sb_end with a word this test cannot read: %.60s\n", q);
+			CHECK(!"sb_end called with a literal word");
+		}
+	}
+	for (q = find_name(text, text, "sb_why"); q; q = find_name(text, q + 1, "sb_why")) {
+		size_t n;
+
+		if (q > text && q[-1] == '$')
+			continue;   /* the use, "$sb_why" */
+		if (q[6] != '=' || (n = literal_word(q + 7)) == 0) {
+			printf("#   sb_why set to what this test cannot read: %.60s\n", q);
+			CHECK(!"sb_why=word with a literal word");
+			continue;
+		}
+		why_sets++;
+		words_add(&said, q + 7, n);
+	}
+	CHECK_INT(defs, 1);
+	CHECK(calls > 10);
+	/* the watchdog's words are printed through "$sb_why", and only so */
+	CHECK(via_why == 1 && why_sets >= 4);
+
+	for (i = 0; i < said.n; i++)
+		if (remote_why_parse(said.w[i], said.len[i]) == REMOTE_WHY_NONE) {
+			printf("#   the script prints '%.*s', not in REMOTE_WHY_LIST\n", (int)said.len[i], said.w[i]);
+			CHECK(!"every word the script prints is in REMOTE_WHY_LIST");
+		}
+	for (i = REMOTE_WHY_NONE + 1; i < REMOTE_WHY_COUNT; i++) {
+		const char *w = remote_why_word((enum remote_why)i);
+		int j, found = 0;
+
+		for (j = 0; j < said.n && !found; j++)
+			found = said.len[j] == strlen(w) && memcmp(said.w[j], w, said.len[j]) == 0;
+		if (!found) {
+			printf("#   REMOTE_WHY_LIST has '%s', which the script never prints\n", w);
+			CHECK(!"every word of REMOTE_WHY_LIST is printed by the script");
+		}
+	}
+	buf_release(&b);
+}
+
 /* ---- the bootstrap ------------------------------------------------------ */
 
 static int run_bootstrap(const char *input, size_t len, struct buf *out, struct buf *err)
@@ -1095,6 +1235,7 @@ int main(void)
 	RUN(test_quote_roundtrip);
 	RUN(test_put_blob);
 	RUN(test_script_frame);
+	RUN(test_script_end_words);
 	RUN(test_bootstrap);
 	RUN(test_job_runs);
 	RUN(test_eof_kills_job);
