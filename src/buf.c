@@ -23,7 +23,7 @@ void buf_init_secret(struct buf *b, size_t max)
 	b->secret = 1;
 }
 
-static int reserve(struct buf *b, size_t extra);
+static SB_MUST_CHECK int reserve(struct buf *b, size_t extra);
 
 int buf_reserve(struct buf *b, size_t extra)
 {
@@ -34,7 +34,7 @@ int buf_reserve(struct buf *b, size_t extra)
 	return r;
 }
 
-static int reserve(struct buf *b, size_t extra)
+static SB_MUST_CHECK int reserve(struct buf *b, size_t extra)
 {
 	size_t need, ncap;
 	char *n;

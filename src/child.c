@@ -69,7 +69,7 @@ static void child_setup_fd(int want, int target, int pipe_child_end, int devnull
 }
 
 /* fds 0..2 are about to be overwritten: move one that sits there above 2. */
-static int lift_fd(int fd)
+static SB_MUST_CHECK int lift_fd(int fd)
 {
 	int n;
 
@@ -311,10 +311,13 @@ int child_run(const char *const *argv, const struct child_run_opts *o,
 	c.err = CHILD_PIPE;
 	if ((r = child_start(&c, e)) != 0)
 		return r;
-	if (c.in_fd >= 0)
-		fd_set_nonblock(c.in_fd);
-	fd_set_nonblock(c.out_fd);
-	fd_set_nonblock(c.err_fd);
+	if ((c.in_fd >= 0 && fd_set_nonblock(c.in_fd) != 0) || fd_set_nonblock(c.out_fd) != 0 ||
+	    fd_set_nonblock(c.err_fd) != 0) {
+		child_signal(&c, SIGKILL);
+		child_close_fds(&c);
+		sb_best_effort(child_wait(&c, clock_deadline_in(0), 1000));   /* killed: it ends */
+		return sb_error_set(e, SB_ERR_IO, "cannot read '%s' without blocking", argv[0]);
+	}
 	if (c.in_fd >= 0 && input_len == 0)
 		close_fd(&c.in_fd);
 
@@ -370,7 +373,7 @@ int child_run(const char *const *argv, const struct child_run_opts *o,
 	}
 	child_close_fds(&c);
 	if (!c.reaped)
-		(void)child_wait(&c, clock_deadline_in(0), 1000);
+		sb_best_effort(child_wait(&c, clock_deadline_in(0), 1000));   /* reaped either way */
 	*exit_code = child_exit_code(&c);
 	if (timed_out)
 		return sb_error_set(e, SB_ERR_TIMEOUT, "'%s' did not finish within %lld ms",

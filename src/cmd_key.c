@@ -21,7 +21,7 @@ struct key_opts {
 	int encrypted;
 };
 
-static int parse_opts(int argc, char **argv, struct key_opts *o, struct sb_error *e)
+static SB_MUST_CHECK int parse_opts(int argc, char **argv, struct key_opts *o, struct sb_error *e)
 {
 	int i;
 
@@ -45,7 +45,7 @@ static int parse_opts(int argc, char **argv, struct key_opts *o, struct sb_error
 	return 0;
 }
 
-static int print_key(const struct cmd_ctx *ctx, const struct account_rec *a, struct sb_error *e)
+static SB_MUST_CHECK int print_key(const struct cmd_ctx *ctx, const struct account_rec *a, struct sb_error *e)
 {
 	struct buf out = BUF_INIT;
 	int r;
@@ -73,7 +73,7 @@ static int print_key(const struct cmd_ctx *ctx, const struct account_rec *a, str
 }
 
 /* set (expect no key) or rotate (expect the current version) */
-static int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *o, int rotate,
+static SB_MUST_CHECK int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *o, int rotate,
 		     struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
@@ -155,7 +155,7 @@ out:
 	return r;
 }
 
-static int key_reencrypt(struct cmd_ctx *ctx, struct kv *kv, struct sb_error *e)
+static SB_MUST_CHECK int key_reencrypt(struct cmd_ctx *ctx, struct kv *kv, struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
 	char **names = NULL;

@@ -147,7 +147,7 @@ static void on_end_marker(struct stream *s, const char *rest, size_t len)
 }
 
 /* "sshbox-<what> <nonce> ..." — 1 if it was one of ours */
-static int marker(struct stream *s, const char *line, size_t len)
+static SB_MUST_CHECK int marker(struct stream *s, const char *line, size_t len)
 {
 	size_t nl = strlen(s->nonce), wl;
 	const char *sp, *rest;

@@ -10,7 +10,7 @@
 #include "registry.h"
 #include "sshconf.h"
 
-static int write_pubkeys(struct kv *kv, const struct config *cfg, char **accounts, size_t n,
+static SB_MUST_CHECK int write_pubkeys(struct kv *kv, const struct config *cfg, char **accounts, size_t n,
 			 long long *versions, struct sb_error *e)
 {
 	struct buf path = BUF_INIT, line = BUF_INIT;
