@@ -92,7 +92,7 @@ static double run(const char *data, size_t len, int mode, int rounds, struct cou
 		}
 		t0 = now_s();
 		for (off = 0; off < len; off += CHUNK)
-			(void)ndjson_feed(f, data + off, len - off < CHUNK ? len - off : CHUNK, on_line, on_drop, &c);
+			sb_best_effort(ndjson_feed(f, data + off, len - off < CHUNK ? len - off : CHUNK, on_line, on_drop, &c));
 		(void)ndjson_finish(f, on_line, on_drop, &c);
 		if (c.ev)
 			events_flush(c.ev, 1);

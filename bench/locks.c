@@ -66,7 +66,7 @@ static int cycle_lock(struct kv *kv, long long n, struct sb_error *e)
 	if (r) {
 		struct sb_error ignored = SB_ERROR_INIT;
 
-		lock_unlock(kv, &l, &ignored);
+		sb_best_effort(lock_unlock(kv, &l, &ignored));   /* the renewal failed: that is the error */
 		return r;
 	}
 	return lock_unlock(kv, &l, e);

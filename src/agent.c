@@ -22,7 +22,7 @@
 #define SSH_ADD "/usr/bin/ssh-add"
 #define AGENT_TIMEOUT_MS 10000
 
-static int sock_connects(const char *path)
+static SB_MUST_CHECK int sock_connects(const char *path)
 {
 	struct sockaddr_un sa;
 	int fd, ok;
@@ -105,7 +105,7 @@ void agent_stop(struct agent *a)
 	a->proc = (struct child)CHILD_INIT;
 }
 
-static int agent_env(struct strvec *env, const char *sock)
+static SB_MUST_CHECK int agent_env(struct strvec *env, const char *sock)
 {
 	if (strvec_push(env, "PATH=/usr/bin:/bin") < 0 ||
 	    strvec_push(env, "SSH_ASKPASS_REQUIRE=never") < 0 ||
@@ -244,7 +244,7 @@ out:
 /* The supervisor links agent/<account>.sock to <account>.v<N>.sock only
  * once key version N is loaded there: the link's name and a live socket
  * say what `ssh-add -L` would, without a fork and exec per job. */
-static int supervisor_holds(const char *link, const char *account, long long key_version)
+static SB_MUST_CHECK int supervisor_holds(const char *link, const char *account, long long key_version)
 {
 	char target[256], want[256];
 	ssize_t n = readlink(link, target, sizeof(target) - 1);

@@ -14,6 +14,7 @@ void buf_init(struct buf *b, size_t max)
 	b->len = b->cap = 0;
 	b->max = max;
 	b->secret = 0;
+	b->err = 0;
 }
 
 void buf_init_secret(struct buf *b, size_t max)
@@ -22,7 +23,18 @@ void buf_init_secret(struct buf *b, size_t max)
 	b->secret = 1;
 }
 
+static SB_MUST_CHECK int reserve(struct buf *b, size_t extra);
+
 int buf_reserve(struct buf *b, size_t extra)
+{
+	int r = reserve(b, extra);
+
+	if (r && !b->err)
+		b->err = r;
+	return r;
+}
+
+static SB_MUST_CHECK int reserve(struct buf *b, size_t extra)
 {
 	size_t need, ncap;
 	char *n;
@@ -87,8 +99,11 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_copy(cp, ap);
 	n = vsnprintf(NULL, 0, fmt, cp);
 	va_end(cp);
-	if (n < 0)
+	if (n < 0) {
+		if (!b->err)
+			b->err = SB_ERR_INTERNAL;
 		return SB_ERR_INTERNAL;
+	}
 	r = buf_reserve(b, (size_t)n);
 	if (r)
 		return r;
@@ -108,6 +123,38 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return r;
 }
 
+void buf_add(struct buf *b, const void *data, size_t len)
+{
+	if (!b->err)
+		sb_best_effort(buf_append(b, data, len));   /* recorded in b->err */
+}
+
+void buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+void buf_addc(struct buf *b, char c)
+{
+	buf_add(b, &c, 1);
+}
+
+void buf_addf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (b->err)
+		return;
+	va_start(ap, fmt);
+	sb_best_effort(buf_vprintf(b, fmt, ap));   /* recorded in b->err */
+	va_end(ap);
+}
+
+int buf_check(const struct buf *b)
+{
+	return b->err;
+}
+
 void buf_consume(struct buf *b, size_t n)
 {
 	if (n >= b->len) {
@@ -123,6 +170,7 @@ void buf_consume(struct buf *b, size_t n)
 void buf_reset(struct buf *b)
 {
 	b->len = 0;
+	b->err = 0;
 	if (b->data)
 		b->data[0] = '\0';
 }
@@ -139,6 +187,7 @@ void buf_release(struct buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->err = 0;
 }
 
 void buf_wipe_release(struct buf *b)

@@ -69,7 +69,7 @@ static void child_setup_fd(int want, int target, int pipe_child_end, int devnull
 }
 
 /* fds 0..2 are about to be overwritten: move one that sits there above 2. */
-static int lift_fd(int fd)
+static SB_MUST_CHECK int lift_fd(int fd)
 {
 	int n;
 
@@ -277,7 +277,9 @@ static void drain_into(int *fd, struct buf *b)
 		if (n > 0) {
 			if (b) {
 				size_t room = b->max ? b->max - b->len : (size_t)n;
-				(void)buf_append(b, tmp, (size_t)n < room ? (size_t)n : room);
+				/* out of memory: the rest is read and dropped,
+				 * as past the bound */
+				sb_best_effort(buf_append(b, tmp, (size_t)n < room ? (size_t)n : room));
 			}
 			continue;
 		}
@@ -309,10 +311,13 @@ int child_run(const char *const *argv, const struct child_run_opts *o,
 	c.err = CHILD_PIPE;
 	if ((r = child_start(&c, e)) != 0)
 		return r;
-	if (c.in_fd >= 0)
-		fd_set_nonblock(c.in_fd);
-	fd_set_nonblock(c.out_fd);
-	fd_set_nonblock(c.err_fd);
+	if ((c.in_fd >= 0 && fd_set_nonblock(c.in_fd) != 0) || fd_set_nonblock(c.out_fd) != 0 ||
+	    fd_set_nonblock(c.err_fd) != 0) {
+		child_signal(&c, SIGKILL);
+		child_close_fds(&c);
+		sb_best_effort(child_wait(&c, clock_deadline_in(0), 1000));   /* killed: it ends */
+		return sb_error_set(e, SB_ERR_IO, "cannot read '%s' without blocking", argv[0]);
+	}
 	if (c.in_fd >= 0 && input_len == 0)
 		close_fd(&c.in_fd);
 
@@ -368,7 +373,7 @@ int child_run(const char *const *argv, const struct child_run_opts *o,
 	}
 	child_close_fds(&c);
 	if (!c.reaped)
-		(void)child_wait(&c, clock_deadline_in(0), 1000);
+		sb_best_effort(child_wait(&c, clock_deadline_in(0), 1000));   /* reaped either way */
 	*exit_code = child_exit_code(&c);
 	if (timed_out)
 		return sb_error_set(e, SB_ERR_TIMEOUT, "'%s' did not finish within %lld ms",

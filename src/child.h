@@ -35,14 +35,14 @@ struct child {
 };
 #define CHILD_INIT { NULL, NULL, NULL, CHILD_NULL, CHILD_NULL, CHILD_INHERIT, 0, 0, 0, -1, -1, -1, -1, 0, 0 }
 
-int child_start(struct child *c, struct sb_error *e);
+SB_MUST_CHECK int child_start(struct child *c, struct sb_error *e);
 /* Non-blocking reap: 1 if it has exited (status stored), 0 if still running. */
 int child_poll(struct child *c);
 /* Wait until exit or deadline (CLOCK_MONOTONIC ms).  On the deadline the
  * child (its group, with new_session) gets SIGTERM, then SIGKILL after
  * grace_ms; it is always reaped before returning.  Returns 0, or
  * SB_ERR_TIMEOUT when the deadline forced the stop. */
-int child_wait(struct child *c, int64_t deadline, int64_t grace_ms);
+SB_MUST_CHECK int child_wait(struct child *c, int64_t deadline, int64_t grace_ms);
 /* Signal the child, or its whole process group when new_session is set. */
 void child_signal(struct child *c, int sig);
 /* Close whichever parent pipe ends are still open. */
@@ -65,12 +65,12 @@ struct child_run_opts {
 	int no_core;
 	int64_t timeout_ms;
 };
-int child_run(const char *const *argv, const struct child_run_opts *o,
+SB_MUST_CHECK int child_run(const char *const *argv, const struct child_run_opts *o,
 	      const void *input, size_t input_len,
 	      struct buf *out, struct buf *err, int *exit_code, struct sb_error *e);
 
 /* Make an fd non-blocking / close-on-exec. */
-int fd_set_nonblock(int fd);
-int fd_set_cloexec(int fd);
+SB_MUST_CHECK int fd_set_nonblock(int fd);
+SB_MUST_CHECK int fd_set_cloexec(int fd);
 
 #endif

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "json.h"
 
 void cmd_print_error(const struct sb_error *e)
@@ -20,5 +21,16 @@ void cmd_print_error(const struct sb_error *e)
 
 void cmd_json_string(struct buf *out, const char *s)
 {
-	(void)json_put_string(out, s ? s : "", s ? strlen(s) : 0);
+	json_put_string(out, s ? s : "", s ? strlen(s) : 0);   /* recorded in out */
+}
+
+int cmd_write_out(const struct buf *out, struct sb_error *e)
+{
+	int r = buf_check(out);
+
+	if (r)
+		return sb_error_set(e, r, "cannot build the output: %s", sb_err_str(r));
+	if (fs_write_all(STDOUT_FILENO, buf_cstr(out), out->len) != 0)
+		return sb_error_set(e, SB_ERR_IO, "cannot write standard output");
+	return 0;
 }

@@ -15,19 +15,22 @@ struct cmd_ctx {
 
 /* Each returns the process exit code (enum sb_exit).  argv[0] is the
  * command's own name ("fernet", "key", ...). */
-int cmd_fernet(struct cmd_ctx *ctx, int argc, char **argv);
-int cmd_key(struct cmd_ctx *ctx, int argc, char **argv);
-int cmd_sandbox(struct cmd_ctx *ctx, int argc, char **argv);
-int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv);
-int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
-int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
-int cmd_supervise(struct cmd_ctx *ctx, int argc, char **argv);
-int cmd_ssh(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_fernet(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_key(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_sandbox(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_supervise(struct cmd_ctx *ctx, int argc, char **argv);
+SB_MUST_CHECK int cmd_ssh(struct cmd_ctx *ctx, int argc, char **argv);
 
 /* "sshbox: error: <msg>" on stderr (one line). */
 void cmd_print_error(const struct sb_error *e);
-/* Append s as a JSON string (for --json output). */
+/* Append s as a JSON string (for --json output); a builder (buf.h). */
 struct buf;
 void cmd_json_string(struct buf *out, const char *s);
+/* Write a built output to stdout: SB_ERR_NOMEM/TOOBIG when it could not be
+ * built whole (nothing is written then), SB_ERR_IO when stdout refused. */
+SB_MUST_CHECK int cmd_write_out(const struct buf *out, struct sb_error *e);
 
 #endif

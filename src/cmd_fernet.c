@@ -19,7 +19,7 @@
 /* Read fd to EOF into out (at most max bytes).  Growing copies into a fresh
  * allocation and wipes the old one: a realloc would leave stale plaintext
  * behind in freed memory. */
-static int read_all(int fd, size_t max, struct buf *out, struct sb_error *e)
+static SB_MUST_CHECK int read_all(int fd, size_t max, struct buf *out, struct sb_error *e)
 {
 	for (;;) {
 		ssize_t n;
@@ -56,7 +56,7 @@ static int read_all(int fd, size_t max, struct buf *out, struct sb_error *e)
 	}
 }
 
-static int write_all(int fd, const char *p, size_t len, struct sb_error *e)
+static SB_MUST_CHECK int write_all(int fd, const char *p, size_t len, struct sb_error *e)
 {
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
@@ -72,12 +72,12 @@ static int write_all(int fd, const char *p, size_t len, struct sb_error *e)
 	return 0;
 }
 
-static int is_space(char c)
+static SB_MUST_CHECK int is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int parse_ttl(const char *s, int64_t *ttl, struct sb_error *e)
+static SB_MUST_CHECK int parse_ttl(const char *s, int64_t *ttl, struct sb_error *e)
 {
 	char *end;
 	long long v;
@@ -94,7 +94,7 @@ bad:
 	return sb_error_set(e, SB_ERR_USAGE, "invalid --ttl '%.64s': expected a number of seconds", s ? s : "");
 }
 
-static int fernet_genkey_cmd(struct sb_error *e)
+static SB_MUST_CHECK int fernet_genkey_cmd(struct sb_error *e)
 {
 	struct buf key = BUF_INIT;
 	int r;
@@ -110,7 +110,7 @@ static int fernet_genkey_cmd(struct sb_error *e)
 	return r;
 }
 
-static int fernet_encrypt_cmd(struct cmd_ctx *ctx, struct sb_error *e)
+static SB_MUST_CHECK int fernet_encrypt_cmd(struct cmd_ctx *ctx, struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
 	struct buf in = BUF_INIT, tok = BUF_INIT;
@@ -137,7 +137,7 @@ out:
 	return r;
 }
 
-static int fernet_decrypt_cmd(struct cmd_ctx *ctx, int64_t ttl, struct sb_error *e)
+static SB_MUST_CHECK int fernet_decrypt_cmd(struct cmd_ctx *ctx, int64_t ttl, struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
 	struct buf in = BUF_INIT, pt = BUF_INIT;

@@ -21,7 +21,7 @@ struct key_opts {
 	int encrypted;
 };
 
-static int parse_opts(int argc, char **argv, struct key_opts *o, struct sb_error *e)
+static SB_MUST_CHECK int parse_opts(int argc, char **argv, struct key_opts *o, struct sb_error *e)
 {
 	int i;
 
@@ -45,33 +45,35 @@ static int parse_opts(int argc, char **argv, struct key_opts *o, struct sb_error
 	return 0;
 }
 
-static void print_key(const struct cmd_ctx *ctx, const struct account_rec *a)
+static SB_MUST_CHECK int print_key(const struct cmd_ctx *ctx, const struct account_rec *a, struct sb_error *e)
 {
 	struct buf out = BUF_INIT;
+	int r;
 
 	if (ctx->json) {
-		buf_puts(&out, "{\"account\":");
+		buf_adds(&out, "{\"account\":");
 		cmd_json_string(&out, a->account);
-		buf_puts(&out, ",\"type\":");
+		buf_adds(&out, ",\"type\":");
 		cmd_json_string(&out, a->key_type);
-		buf_puts(&out, ",\"fingerprint\":");
+		buf_adds(&out, ",\"fingerprint\":");
 		cmd_json_string(&out, a->fingerprint);
-		buf_puts(&out, ",\"public_key\":");
+		buf_adds(&out, ",\"public_key\":");
 		cmd_json_string(&out, a->public_key);
-		buf_printf(&out, ",\"key_version\":%lld,\"created_at\":%lld,\"updated_at\":%lld}\n",
+		buf_addf(&out, ",\"key_version\":%lld,\"created_at\":%lld,\"updated_at\":%lld}\n",
 			   a->key_version, a->created_at, a->updated_at);
 	} else {
-		buf_printf(&out, "account:     %s\ntype:        %s\nfingerprint: %s\nversion:     %lld\n"
+		buf_addf(&out, "account:     %s\ntype:        %s\nfingerprint: %s\nversion:     %lld\n"
 			   "created:     %lld\nupdated:     %lld\npublic key:  %s\n",
 			   a->account, a->key_type, a->fingerprint, a->key_version, a->created_at,
 			   a->updated_at, a->public_key);
 	}
-	(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
+	r = cmd_write_out(&out, e);
 	buf_release(&out);
+	return r;
 }
 
 /* set (expect no key) or rotate (expect the current version) */
-static int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *o, int rotate,
+static SB_MUST_CHECK int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *o, int rotate,
 		     struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
@@ -141,7 +143,7 @@ static int key_store(struct cmd_ctx *ctx, struct kv *kv, const struct key_opts *
 	account_rec_release(&cur);
 	r = registry_account_get(kv, o->account, &cur, e);
 	if (!r)
-		print_key(ctx, &cur);
+		r = print_key(ctx, &cur, e);
 out:
 	account_rec_release(&cur);
 	key_info_release(&info);
@@ -153,7 +155,7 @@ out:
 	return r;
 }
 
-static int key_reencrypt(struct cmd_ctx *ctx, struct kv *kv, struct sb_error *e)
+static SB_MUST_CHECK int key_reencrypt(struct cmd_ctx *ctx, struct kv *kv, struct sb_error *e)
 {
 	struct fernet_keyring kr = FERNET_KEYRING_INIT;
 	char **names = NULL;
@@ -212,7 +214,7 @@ int cmd_key(struct cmd_ctx *ctx, int argc, char **argv)
 		struct account_rec a = ACCOUNT_REC_INIT;
 		r = registry_account_get(kv, o.account, &a, &e);
 		if (!r)
-			print_key(ctx, &a);
+			r = print_key(ctx, &a, &e);
 		account_rec_release(&a);
 	} else if (strcmp(argv[1], "reencrypt") == 0) {
 		r = key_reencrypt(ctx, kv, &e);

@@ -22,7 +22,7 @@
 
 #define SPEC_READ_TIMEOUT_MS 60000
 
-static int spec_error(struct events *ev, const struct jobspec *spec, const struct sb_error *e, int code)
+static SB_MUST_CHECK int spec_error(struct events *ev, const struct jobspec *spec, const struct sb_error *e, int code)
 {
 	struct events_result res;
 
@@ -88,7 +88,7 @@ static void on_spec_input(struct loop *l, int fd, short revents, void *ctx)
 
 /* The spec on stdin, bounded in size and time, and interruptible: a caller
  * that never closes stdin must not hold a process forever. */
-static int read_spec(struct loop *loop, struct buf *input, int sigfd, int *signo, struct sb_error *e)
+static SB_MUST_CHECK int read_spec(struct loop *loop, struct buf *input, int sigfd, int *signo, struct sb_error *e)
 {
 	struct spec_reader sr = { input, sigfd, 0, 0, 0, e };
 	int64_t deadline = clock_deadline_in(SPEC_READ_TIMEOUT_MS);
@@ -159,7 +159,13 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	/* a slow reader must never stall lease renewal: events are written
 	 * from the job's poll loop as the pipe takes them */
 	out_flags = fcntl(STDOUT_FILENO, F_GETFL);
-	fd_set_nonblock(STDOUT_FILENO);
+	if (fd_set_nonblock(STDOUT_FILENO) != 0) {
+		sb_error_set(&e, SB_ERR_IO, "cannot write standard output without blocking");
+		cmd_print_error(&e);
+		loop_free(loop);
+		close(sigfd);
+		return SB_EXIT_SOFTWARE;
+	}
 	buf_init_secret(&input, JOBSPEC_MAX_BYTES);
 	r = read_spec(loop, &input, sigfd, &signo, &e);
 	if (r == SB_ERR_CANCELLED) {

@@ -29,7 +29,7 @@ struct sbx_opts {
 	int accept_new, force;
 };
 
-static int take(int argc, char **argv, int *i, const char *name, const char **dst)
+static SB_MUST_CHECK int take(int argc, char **argv, int *i, const char *name, const char **dst)
 {
 	size_t n = strlen(name);
 
@@ -44,7 +44,7 @@ static int take(int argc, char **argv, int *i, const char *name, const char **ds
 	return 0;
 }
 
-static int parse_opts(int argc, char **argv, struct sbx_opts *o, struct sb_error *e)
+static SB_MUST_CHECK int parse_opts(int argc, char **argv, struct sbx_opts *o, struct sb_error *e)
 {
 	int i;
 
@@ -74,7 +74,7 @@ static int parse_opts(int argc, char **argv, struct sbx_opts *o, struct sb_error
 }
 
 /* "TYPE BASE64", or a known_hosts line "NAMES TYPE BASE64 [comment]". */
-static int parse_host_key(const char *in, struct buf *out, struct sb_error *e)
+static SB_MUST_CHECK int parse_host_key(const char *in, struct buf *out, struct sb_error *e)
 {
 	static const char *const types[] = { "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
 					     "ecdsa-sha2-nistp521", "ssh-rsa", "sk-ssh-ed25519@openssh.com",
@@ -116,7 +116,7 @@ static int parse_host_key(const char *in, struct buf *out, struct sb_error *e)
 	return r;
 }
 
-static int keyscan(const char *host, int port, struct buf *out, struct sb_error *e)
+static SB_MUST_CHECK int keyscan(const char *host, int port, struct buf *out, struct sb_error *e)
 {
 	static const char *const prefer[] = { "ssh-ed25519 ", "ecdsa-sha2-nistp256 ", "ssh-rsa " };
 	struct child_run_opts o = { NULL, "/", 1, 0, 20000 };
@@ -153,35 +153,35 @@ static int keyscan(const char *host, int port, struct buf *out, struct sb_error 
 
 static void json_sandbox(struct buf *out, const struct sandbox_rec *s, int used, const char *fp)
 {
-	buf_puts(out, "{\"account\":");
+	buf_adds(out, "{\"account\":");
 	cmd_json_string(out, s->account);
-	buf_puts(out, ",\"host\":");
+	buf_adds(out, ",\"host\":");
 	cmd_json_string(out, s->host);
-	buf_printf(out, ",\"port\":%d,\"user\":", s->port);
+	buf_addf(out, ",\"port\":%d,\"user\":", s->port);
 	cmd_json_string(out, s->user);
-	buf_puts(out, ",\"workdir\":");
+	buf_adds(out, ",\"workdir\":");
 	cmd_json_string(out, s->workdir);
-	buf_printf(out, ",\"slots\":%d,\"slots_used\":%d,\"claude\":", s->slots, used);
+	buf_addf(out, ",\"slots\":%d,\"slots_used\":%d,\"claude\":", s->slots, used);
 	cmd_json_string(out, s->claude);
-	buf_puts(out, ",\"state\":");
+	buf_adds(out, ",\"state\":");
 	cmd_json_string(out, s->state);
-	buf_puts(out, ",\"host_key\":");
+	buf_adds(out, ",\"host_key\":");
 	cmd_json_string(out, s->host_key);
 	if (fp) {
-		buf_puts(out, ",\"host_key_fingerprint\":");
+		buf_adds(out, ",\"host_key_fingerprint\":");
 		cmd_json_string(out, fp);
 	}
-	buf_printf(out, ",\"created_at\":%lld,\"updated_at\":%lld}", s->created_at, s->updated_at);
+	buf_addf(out, ",\"created_at\":%lld,\"updated_at\":%lld}", s->created_at, s->updated_at);
 }
 
-static int slots_used(struct kv *kv, const struct sandbox_rec *s, int *used, struct sb_error *e)
+static SB_MUST_CHECK int slots_used(struct kv *kv, const struct sandbox_rec *s, int *used, struct sb_error *e)
 {
 	struct lock_holder h[VALIDATE_SLOTS_MAX];
 
 	return lock_list_holders(kv, s->account, s->host, s->slots, h, used, e);
 }
 
-static int sandbox_add(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts *o, struct sb_error *e)
+static SB_MUST_CHECK int sandbox_add(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts *o, struct sb_error *e)
 {
 	struct sandbox_rec rec = SANDBOX_REC_INIT;
 	struct buf key = BUF_INIT, out = BUF_INIT;
@@ -223,24 +223,24 @@ static int sandbox_add(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts
 		struct sandbox_rec got = SANDBOX_REC_INIT;
 		if ((r = registry_sandbox_get(kv, o->account, host, &got, e)) == 0) {
 			json_sandbox(&out, &got, 0, fp);
-			buf_putc(&out, '\n');
+			buf_addc(&out, '\n');
 		}
 		sandbox_rec_release(&got);
 	} else {
-		buf_printf(&out, "added sandbox %s for account %s (%s@%s:%d, workdir %s, %d slot%s)\n"
+		buf_addf(&out, "added sandbox %s for account %s (%s@%s:%d, workdir %s, %d slot%s)\n"
 			   "host key %s %s%s\n", host, o->account, rec.user, host, rec.port, rec.workdir,
 			   rec.slots, rec.slots == 1 ? "" : "s", fp,
 			   o->accept_new ? "pinned from ssh-keyscan: compare it with the sandbox's " : "pinned",
 			   o->accept_new ? "`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`" : "");
 	}
-	(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
+	r = cmd_write_out(&out, e);
 out:
 	buf_release(&key);
 	buf_release(&out);
 	return r;
 }
 
-static int sandbox_list(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts *o, int show,
+static SB_MUST_CHECK int sandbox_list(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts *o, int show,
 			struct sb_error *e)
 {
 	struct sandbox_rec *list = NULL;
@@ -253,9 +253,9 @@ static int sandbox_list(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opt
 	if ((r = registry_sandbox_list(kv, o->account, &list, &n, e)) != 0)
 		return r;
 	if (ctx->json && !show)
-		buf_putc(&out, '[');
+		buf_addc(&out, '[');
 	else if (!show)
-		buf_printf(&out, "%-16s %-28s %-6s %-14s %-9s %-6s %s\n", "ACCOUNT", "HOST", "PORT", "USER",
+		buf_addf(&out, "%-16s %-28s %-6s %-14s %-9s %-6s %s\n", "ACCOUNT", "HOST", "PORT", "USER",
 			   "STATE", "SLOTS", "WORKDIR");
 	for (i = 0; i < n && !r; i++) {
 		char host[VALIDATE_HOST_MAX + 1];
@@ -271,17 +271,17 @@ static int sandbox_list(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opt
 		}
 		if (ctx->json) {
 			if (shown)
-				buf_putc(&out, ',');
+				buf_addc(&out, ',');
 			json_sandbox(&out, &list[i], used, NULL);
 		} else if (show) {
-			buf_printf(&out, "account:  %s\nhost:     %s\nport:     %d\nuser:     %s\nworkdir:  %s\n"
+			buf_addf(&out, "account:  %s\nhost:     %s\nport:     %d\nuser:     %s\nworkdir:  %s\n"
 				   "slots:    %d/%d used\nclaude:   %s\nstate:    %s\nhost key: %s\n",
 				   list[i].account, list[i].host, list[i].port, list[i].user, list[i].workdir,
 				   used, list[i].slots, list[i].claude, list[i].state, list[i].host_key);
 		} else {
 			char slots[24];
 			snprintf(slots, sizeof(slots), "%d/%d", used, list[i].slots);
-			buf_printf(&out, "%-16s %-28s %-6d %-14s %-9s %-6s %s\n", list[i].account, list[i].host,
+			buf_addf(&out, "%-16s %-28s %-6d %-14s %-9s %-6s %s\n", list[i].account, list[i].host,
 				   list[i].port, list[i].user, list[i].state, slots, list[i].workdir);
 		}
 		shown++;
@@ -289,15 +289,15 @@ static int sandbox_list(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opt
 	if (!r && show && !shown)
 		r = sb_error_set(e, SB_ERR_NOTFOUND, "sandbox '%s' is not registered for account '%s'", o->host, o->account);
 	if (!r && ctx->json)
-		buf_puts(&out, show ? "\n" : "]\n");
+		buf_adds(&out, show ? "\n" : "]\n");
 	if (!r)
-		(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
+		r = cmd_write_out(&out, e);
 	sandbox_rec_free_array(list, n);
 	buf_release(&out);
 	return r;
 }
 
-static int sandbox_change(struct cmd_ctx *ctx, struct kv *kv, const char *verb, const struct sbx_opts *o,
+static SB_MUST_CHECK int sandbox_change(struct cmd_ctx *ctx, struct kv *kv, const char *verb, const struct sbx_opts *o,
 			  struct sb_error *e)
 {
 	struct sandbox_rec rec = SANDBOX_REC_INIT;
@@ -366,12 +366,12 @@ static const char *check_fix(const char *name, const struct sandbox_rec *s)
 static void put_clean(struct buf *out, const char *s)
 {
 	for (; *s; s++)
-		buf_putc(out, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+		buf_addc(out, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 }
 
 /* One sandbox: *missing = required items missing; SB_ERR_TRANSPORT etc.
  * when it cannot be reached (reported in out too). */
-static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_rec *s, struct buf *out, int first,
+static SB_MUST_CHECK int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_rec *s, struct buf *out, int first,
 		     int *missing)
 {
 	struct sb_error e = SB_ERROR_INIT;
@@ -381,12 +381,12 @@ static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_re
 	int code = -1, r, n = 0, opt_missing = 0;
 
 	*missing = 0;
-	buf_puts(&script, "W=");
+	buf_adds(&script, "W=");
 	remote_quote(&script, s->workdir);
-	buf_puts(&script, "; C=");
+	buf_adds(&script, "; C=");
 	remote_quote(&script, s->claude ? s->claude : "claude");
-	buf_puts(&script, "\n");
-	buf_puts(&script, sh_check_body);   /* src/sh/check.sh */
+	buf_adds(&script, "\n");
+	buf_adds(&script, sh_check_body);   /* src/sh/check.sh */
 	r = conn_open(&c, ctx->cfg, kv, s, &e);
 	if (!r)
 		r = ssh_exec(&c.t, "/bin/sh -s", script.data, script.len, &res, 60000, &code, &e);
@@ -394,18 +394,18 @@ static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_re
 		r = sb_error_set(&e, SB_ERR_TRANSPORT, "the check script on sandbox '%s' exited with status %d", s->host, code);
 	conn_release(&c);
 	if (ctx->json) {
-		buf_puts(out, first ? "{\"account\":" : ",{\"account\":");
+		buf_adds(out, first ? "{\"account\":" : ",{\"account\":");
 		cmd_json_string(out, s->account);
-		buf_puts(out, ",\"host\":");
+		buf_adds(out, ",\"host\":");
 		cmd_json_string(out, s->host);
 	}
 	if (r) {
 		if (ctx->json) {
-			buf_puts(out, ",\"reachable\":false,\"ok\":false,\"error\":");
+			buf_adds(out, ",\"reachable\":false,\"ok\":false,\"error\":");
 			cmd_json_string(out, e.msg);
-			buf_puts(out, ",\"items\":[]}");
+			buf_adds(out, ",\"items\":[]}");
 		} else {
-			buf_printf(out, "sandbox %s (account %s): UNREACHABLE: %s\n", s->host, s->account, e.msg);
+			buf_addf(out, "sandbox %s (account %s): UNREACHABLE: %s\n", s->host, s->account, e.msg);
 		}
 		buf_release(&script);
 		buf_release(&res);
@@ -425,44 +425,44 @@ static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_re
 		*missing += required && !ok;
 		opt_missing += !required && !ok;
 		if (ctx->json) {
-			buf_puts(&items, n ? ",{\"name\":" : "{\"name\":");
+			buf_adds(&items, n ? ",{\"name\":" : "{\"name\":");
 			cmd_json_string(&items, name);
-			buf_printf(&items, ",\"required\":%s,\"ok\":%s,\"version\":", required ? "true" : "false",
+			buf_addf(&items, ",\"required\":%s,\"ok\":%s,\"version\":", required ? "true" : "false",
 				   ok ? "true" : "false");
 			cmd_json_string(&items, ver);
-			buf_puts(&items, ",\"fix\":");
+			buf_adds(&items, ",\"fix\":");
 			if (ok)
-				buf_puts(&items, "null");
+				buf_adds(&items, "null");
 			else if (strcmp(name, "workdir") == 0)
 				cmd_json_string(&items, "create it and give it to the sandbox user");
 			else
 				cmd_json_string(&items, check_fix(name, s));
-			buf_putc(&items, '}');
+			buf_addc(&items, '}');
 		} else {
-			buf_printf(&items, "  %-8s %-16s ", ok ? "ok" : required ? "MISSING" : "missing", name);
+			buf_addf(&items, "  %-8s %-16s ", ok ? "ok" : required ? "MISSING" : "missing", name);
 			if (ok || strcmp(name, "workdir") == 0 || strcmp(name, "disk") == 0)
 				put_clean(&items, ver);
 			if (!ok) {
-				buf_puts(&items, ok ? "" : strcmp(name, "workdir") == 0 || strcmp(name, "disk") == 0 ? " — fix: " : "fix: ");
-				buf_puts(&items, strcmp(name, "workdir") == 0 ? "create it and give it to the sandbox user"
+				buf_adds(&items, ok ? "" : strcmp(name, "workdir") == 0 || strcmp(name, "disk") == 0 ? " — fix: " : "fix: ");
+				buf_adds(&items, strcmp(name, "workdir") == 0 ? "create it and give it to the sandbox user"
 									   : check_fix(name, s));
 				if (!required)
-					buf_puts(&items, " (optional)");
+					buf_adds(&items, " (optional)");
 			}
-			buf_putc(&items, '\n');
+			buf_addc(&items, '\n');
 		}
 		n++;
 	}
 	if (ctx->json) {
-		buf_printf(out, ",\"reachable\":true,\"ok\":%s,\"items\":[%s]}", *missing ? "false" : "true",
+		buf_addf(out, ",\"reachable\":true,\"ok\":%s,\"items\":[%s]}", *missing ? "false" : "true",
 			   buf_cstr(&items));
 	} else {
-		buf_printf(out, "sandbox %s (account %s): ", s->host, s->account);
+		buf_addf(out, "sandbox %s (account %s): ", s->host, s->account);
 		if (*missing)
-			buf_printf(out, "%d required item%s missing\n", *missing, *missing == 1 ? "" : "s");
+			buf_addf(out, "%d required item%s missing\n", *missing, *missing == 1 ? "" : "s");
 		else
-			buf_printf(out, "ready%s\n", opt_missing ? " (optional items missing)" : "");
-		buf_puts(out, buf_cstr(&items));
+			buf_addf(out, "ready%s\n", opt_missing ? " (optional items missing)" : "");
+		buf_adds(out, buf_cstr(&items));
 	}
 	if (n == 0 && !*missing)
 		*missing = 1;   /* nothing parsed: not a usable sandbox */
@@ -472,7 +472,7 @@ static int check_one(struct cmd_ctx *ctx, struct kv *kv, const struct sandbox_re
 	return 0;
 }
 
-static int sandbox_check(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts *o, int *exit_code,
+static SB_MUST_CHECK int sandbox_check(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_opts *o, int *exit_code,
 			 struct sb_error *e)
 {
 	struct sandbox_rec *list = NULL;
@@ -485,7 +485,7 @@ static int sandbox_check(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_op
 	if ((r = registry_sandbox_list(kv, o->account, &list, &n, e)) != 0)
 		return r;
 	if (ctx->json)
-		buf_puts(&out, "{\"sandboxes\":[");
+		buf_adds(&out, "{\"sandboxes\":[");
 	for (i = 0; i < n; i++) {
 		char canon[256];
 
@@ -505,9 +505,11 @@ static int sandbox_check(struct cmd_ctx *ctx, struct kv *kv, const struct sbx_op
 			       : sb_error_set(e, SB_ERR_NOTFOUND, "account '%s' has no sandboxes", o->account);
 	}
 	if (ctx->json)
-		buf_puts(&out, "]}\n");
-	(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
+		buf_adds(&out, "]}\n");
+	r = cmd_write_out(&out, e);
 	buf_release(&out);
+	if (r)
+		return r;
 	*exit_code = unreachable ? SB_EXIT_TEMPFAIL : any_missing ? SB_EXIT_FAILED : SB_EXIT_OK;
 	return 0;
 }

@@ -67,7 +67,7 @@ int cmd_ssh(struct cmd_ctx *ctx, int argc, char **argv)
 	signal(SIGQUIT, SIG_IGN);
 	if (child_start(&ch, &e) != 0)
 		goto fail;
-	child_wait(&ch, INT64_MAX, 1000);
+	sb_best_effort(child_wait(&ch, INT64_MAX, 1000));   /* no deadline: it returns when ssh has ended */
 	rc = child_exit_code(&ch);
 	strvec_clear(&av);
 	conn_release(&c);

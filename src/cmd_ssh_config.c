@@ -26,17 +26,24 @@ int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv)
 	kv_free(kv);
 	if (r)
 		goto fail;
-	paths_ssh_config(ctx->cfg->state_dir, &path);
-	if (ctx->json) {
-		struct buf j = BUF_INIT;
+	if (paths_ssh_config(ctx->cfg->state_dir, &path) != 0) {
+		sb_error_set(&e, SB_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	{
+		struct buf out = BUF_INIT;
 
-		buf_puts(&j, "{\"ssh_config\":");
-		cmd_json_string(&j, path.data);
-		buf_puts(&j, "}\n");
-		fputs(buf_cstr(&j), stdout);
-		buf_release(&j);
-	} else {
-		printf("%s\n", path.data);
+		if (ctx->json) {
+			buf_adds(&out, "{\"ssh_config\":");
+			cmd_json_string(&out, path.data);
+			buf_adds(&out, "}\n");
+		} else {
+			buf_addf(&out, "%s\n", path.data);
+		}
+		r = cmd_write_out(&out, &e);
+		buf_release(&out);
+		if (r)
+			goto fail;
 	}
 	buf_release(&path);
 	return SB_EXIT_OK;

@@ -19,7 +19,7 @@
 
 /* The account's key_version, 0 when it has no key (then no master can
  * exist).  Only that field: status has no use for the key token. */
-static int key_version_get(struct kv *kv, const char *account, long long *out, struct sb_error *e)
+static SB_MUST_CHECK int key_version_get(struct kv *kv, const char *account, long long *out, struct sb_error *e)
 {
 	char key[REGISTRY_KEY_MAX];
 	struct buf v = BUF_INIT;
@@ -87,7 +87,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 	if ((r = kv_open(&kv, ctx->cfg->redis_url, ctx->cfg->redis_timeout_ms, &e)) != 0 ||
 	    (r = registry_sandbox_list(kv, NULL, &list, &n, &e)) != 0)
 		goto fail;
-	buf_puts(&out, ctx->json ? "{\"sandboxes\":[" : "");
+	buf_adds(&out, ctx->json ? "{\"sandboxes\":[" : "");
 	for (i = 0; i < n && !r; i++) {
 		struct lock_holder h[VALIDATE_SLOTS_MAX];
 		int used = 0;
@@ -101,60 +101,65 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 				break;
 			if (ctx->json) {
 				if (nq)
-					buf_putc(&queues, ',');
+					buf_addc(&queues, ',');
 				cmd_json_string(&queues, list[i].account);
-				buf_printf(&queues, ":%lld", qlen);
+				buf_addf(&queues, ":%lld", qlen);
 				nq++;
 			} else {
-				buf_printf(&out, "account %s: %lld job%s waiting\n", list[i].account, qlen, qlen == 1 ? "" : "s");
+				buf_addf(&out, "account %s: %lld job%s waiting\n", list[i].account, qlen, qlen == 1 ? "" : "s");
 			}
 		}
 		master = master_state(ctx->cfg, &list[i], key_version);
 		if (ctx->json) {
-			buf_puts(&out, i ? ",{\"account\":" : "{\"account\":");
+			buf_adds(&out, i ? ",{\"account\":" : "{\"account\":");
 			cmd_json_string(&out, list[i].account);
-			buf_puts(&out, ",\"host\":");
+			buf_adds(&out, ",\"host\":");
 			cmd_json_string(&out, list[i].host);
-			buf_puts(&out, ",\"state\":");
+			buf_adds(&out, ",\"state\":");
 			cmd_json_string(&out, list[i].state);
-			buf_puts(&out, ",\"health\":");
+			buf_adds(&out, ",\"health\":");
 			cmd_json_string(&out, health.unhealthy ? "unhealthy" : "healthy");
-			buf_puts(&out, ",\"master\":");
+			buf_adds(&out, ",\"master\":");
 			cmd_json_string(&out, master);
 			if (health.unhealthy) {
-				buf_printf(&out, ",\"unhealthy_since\":%lld,\"failures\":%lld,\"retry_in_ms\":%lld,\"reason\":",
+				buf_addf(&out, ",\"unhealthy_since\":%lld,\"failures\":%lld,\"retry_in_ms\":%lld,\"reason\":",
 					   health.since, health.failures, health.retry_in_ms);
 				cmd_json_string(&out, health.reason);
 			}
-			buf_printf(&out, ",\"slots\":%d,\"slots_used\":%d,\"holders\":[", list[i].slots, used);
+			buf_addf(&out, ",\"slots\":%d,\"slots_used\":%d,\"holders\":[", list[i].slots, used);
 			for (k = 0; k < used; k++) {
-				buf_printf(&out, "%s{\"slot\":%d,\"job_id\":", k ? "," : "", h[k].slot);
+				buf_addf(&out, "%s{\"slot\":%d,\"job_id\":", k ? "," : "", h[k].slot);
 				cmd_json_string(&out, h[k].job_id);
-				buf_printf(&out, ",\"fence\":%lld,\"age_ms\":%lld,\"lease_ms\":%lld}", h[k].fence,
+				buf_addf(&out, ",\"fence\":%lld,\"age_ms\":%lld,\"lease_ms\":%lld}", h[k].fence,
 					   h[k].age_ms, h[k].pttl_ms);
 			}
-			buf_puts(&out, "]}");
+			buf_adds(&out, "]}");
 		} else {
-			buf_printf(&out, "  %s  %s, %s", list[i].host, list[i].state,
+			buf_addf(&out, "  %s  %s, %s", list[i].host, list[i].state,
 				   health.unhealthy ? "UNHEALTHY" : "healthy");
 			if (health.unhealthy)
-				buf_printf(&out, " since %lld (%lld failures, retry in %lld s: %s)", health.since,
+				buf_addf(&out, " since %lld (%lld failures, retry in %lld s: %s)", health.since,
 					   health.failures, health.retry_in_ms / 1000, health.reason);
-			buf_printf(&out, ", slots %d/%d, master %s\n", used, list[i].slots, master);
+			buf_addf(&out, ", slots %d/%d, master %s\n", used, list[i].slots, master);
 			for (k = 0; k < used; k++)
-				buf_printf(&out, "    slot %d: job %s, running %lld s (fence %lld, lease %lld ms left)\n",
+				buf_addf(&out, "    slot %d: job %s, running %lld s (fence %lld, lease %lld ms left)\n",
 					   h[k].slot, h[k].job_id, h[k].age_ms / 1000, h[k].fence, h[k].pttl_ms);
 		}
 	}
 	if (!r && ctx->json)
-		buf_printf(&out, "],\"queues\":{%s}", buf_cstr(&queues));
+		buf_addf(&out, "],\"queues\":{%s}", buf_cstr(&queues));
 	if (r)
 		goto fail;
 	if (ctx->json)
-		buf_puts(&out, "}\n");
+		buf_adds(&out, "}\n");
 	else if (!n)
-		buf_puts(&out, "no sandboxes registered\n");
-	(void)fs_write_all(STDOUT_FILENO, buf_cstr(&out), out.len);
+		buf_adds(&out, "no sandboxes registered\n");
+	if (buf_check(&queues) != 0) {
+		sb_error_set(&e, SB_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	if (cmd_write_out(&out, &e) != 0)
+		goto fail;
 	sandbox_rec_free_array(list, n);
 	buf_release(&out);
 	buf_release(&queues);

@@ -10,7 +10,7 @@
 static const char *config_path;
 
 /* Re-read the configuration; the running one stays when the new one is bad. */
-static int reload(struct config *cfg, struct sb_error *e)
+static SB_MUST_CHECK int reload(struct config *cfg, struct sb_error *e)
 {
 	struct config fresh = CONFIG_INIT;
 	int r = config_load(&fresh, config_path, e);

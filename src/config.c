@@ -60,7 +60,7 @@ static const struct option_def *find_option(const char *key, size_t len)
 	return NULL;
 }
 
-static int set_option(struct config *cfg, const struct option_def *o, const char *value,
+static SB_MUST_CHECK int set_option(struct config *cfg, const struct option_def *o, const char *value,
 		      const char *where, struct sb_error *e)
 {
 	void *field = (char *)cfg + o->offset;
@@ -98,7 +98,7 @@ static char *trim(char *s, char *end)
 	return s;
 }
 
-static int parse_file(struct config *cfg, const char *path, char *text, size_t len, struct sb_error *e)
+static SB_MUST_CHECK int parse_file(struct config *cfg, const char *path, char *text, size_t len, struct sb_error *e)
 {
 	char *line = text, *end = text + len;
 	int lineno = 0, r;

@@ -30,9 +30,9 @@ struct config {
 #define CONFIG_INIT { 0 }
 
 /* path may be NULL (then $SSHBOX_CONFIG, then the default path). */
-int config_load(struct config *cfg, const char *path, struct sb_error *e);
+SB_MUST_CHECK int config_load(struct config *cfg, const char *path, struct sb_error *e);
 void config_release(struct config *cfg);
 /* The MultiFernet key ring from SSHBOX_FERNET_KEYS or fernet_keys_file. */
-int config_fernet_keyring(const struct config *cfg, struct fernet_keyring *kr, struct sb_error *e);
+SB_MUST_CHECK int config_fernet_keyring(const struct config *cfg, struct fernet_keyring *kr, struct sb_error *e);
 
 #endif

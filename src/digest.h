@@ -11,12 +11,14 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 #define SHA256_LEN 32
 
 void sha256(const void *data, size_t len, unsigned char out[SHA256_LEN]);
 
 /* n bytes from getrandom(2) (blocks only before the kernel's pool is
  * first initialised, at boot).  0, or -1 with errno set. */
-int random_bytes(void *buf, size_t n);
+SB_MUST_CHECK int random_bytes(void *buf, size_t n);
 
 #endif

@@ -8,6 +8,19 @@
 
 #include <stddef.h>
 
+/* On every function whose return value says whether it failed: ignoring it
+ * is a compile error under -Werror.  A deliberate best-effort call says so
+ * with sb_best_effort(). */
+#define SB_MUST_CHECK __attribute__((warn_unused_result))
+
+/* A call whose failure changes nothing for the caller (cleanup on a path
+ * that is already failing, a hint to a peer): the result is dropped on
+ * purpose, and the call site says so. */
+static inline void sb_best_effort(int r)
+{
+	(void)r;
+}
+
 enum sb_err {
 	SB_OK = 0,
 	SB_ERR_USAGE = -1,       /* bad input: spec, option, value */

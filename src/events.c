@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "json.h"
+#include "log.h"
 
 void events_init(struct events *ev, int fd)
 {
@@ -27,55 +28,66 @@ void events_begin(struct events *ev, struct buf *e, const char *type)
 
 	clock_rfc3339_now(ts);
 	buf_reset(e);
-	(void)json_obj_begin(e);
-	(void)json_obj_cstr(e, "type", type);
+	/* builders: a failure is recorded in e and seen by events_end */
+	json_obj_begin(e);
+	json_obj_cstr(e, "type", type);
 	if (ev->job_id[0])
-		(void)json_obj_cstr(e, "job_id", ev->job_id);
+		json_obj_cstr(e, "job_id", ev->job_id);
 	else
-		(void)json_obj_null(e, "job_id");
-	(void)json_obj_cstr(e, "ts", ts);
+		json_obj_null(e, "job_id");
+	json_obj_cstr(e, "ts", ts);
 }
 
 void events_str(struct buf *e, const char *key, const char *val)
 {
-	(void)json_obj_cstr(e, key, val);
+	json_obj_cstr(e, key, val);
 }
 
 void events_strn(struct buf *e, const char *key, const char *val, size_t len)
 {
-	(void)json_obj_string(e, key, val, len);
+	json_obj_string(e, key, val, len);
 }
 
 void events_int(struct buf *e, const char *key, long long val)
 {
-	(void)json_obj_int64(e, key, (int64_t)val);
+	json_obj_int64(e, key, (int64_t)val);
 }
 
 void events_raw(struct buf *e, const char *key, const char *json, size_t len)
 {
 	if (json_obj_raw(e, key, json, len) != 0)
-		(void)json_obj_null(e, key);
+		json_obj_null(e, key);
 }
 
 void events_null(struct buf *e, const char *key)
 {
-	(void)json_obj_null(e, key);
+	json_obj_null(e, key);
 }
 
 void events_end(struct events *ev, struct buf *e)
 {
-	(void)json_obj_end(e);
-	(void)buf_putc(e, '\n');
-	if (!ev->broken)
-		(void)buf_append(&ev->q, e->data, e->len);
+	json_obj_end(e);
+	buf_addc(e, '\n');
+	if (ev->broken)
+		return;
+	/* an event is queued whole or not at all: never a torn line */
+	if (buf_check(e) != 0 || buf_append(&ev->q, e->data, e->len) != 0)
+		log_error("out of memory: an event was dropped");
 }
 
 void events_forward(struct events *ev, const char *line, size_t len)
 {
 	if (ev->broken)
 		return;
-	if (buf_append(&ev->q, line, len) == 0)
-		(void)buf_putc(&ev->q, '\n');
+	/* room for the line and its newline first: never a torn line */
+	if (buf_reserve(&ev->q, len + 1) != 0) {
+		log_error("out of memory: a line of %zu bytes from the sandbox was dropped", len);
+		return;
+	}
+	memcpy(ev->q.data + ev->q.len, line, len);
+	ev->q.len += len;
+	ev->q.data[ev->q.len++] = '\n';
+	ev->q.data[ev->q.len] = '\0';
 }
 
 void events_flush(struct events *ev, int block)

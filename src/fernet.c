@@ -22,7 +22,7 @@ _Static_assert(FERNET_MAX_TOKEN_RAW < 0x7fffffff / 2, "Fernet caps must fit in a
 static const char b64url_alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static int b64url_val(unsigned char c)
+static SB_MUST_CHECK int b64url_val(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -68,7 +68,7 @@ static void b64url_encode_raw(const unsigned char *in, size_t n, char *dst)
 
 /* Strict decode of s into dst (room for len / 4 * 3 bytes).  On failure dst
  * may hold a partial result: the caller wipes it. */
-static int b64url_decode_raw(const char *s, size_t len, unsigned char *dst, size_t *dlen)
+static SB_MUST_CHECK int b64url_decode_raw(const char *s, size_t len, unsigned char *dst, size_t *dlen)
 {
 	size_t i, o = 0, pad = 0;
 
@@ -146,7 +146,7 @@ int b64url_decode(const char *s, size_t len, struct buf *out)
 	return 0;
 }
 
-static int key_decode(const char *b64, size_t len, struct fernet_key *out)
+static SB_MUST_CHECK int key_decode(const char *b64, size_t len, struct fernet_key *out)
 {
 	unsigned char raw[33];
 	size_t dlen = 0;
@@ -180,12 +180,12 @@ struct key_iter {
 	int line_start;
 };
 
-static int is_blank(char c)
+static SB_MUST_CHECK int is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int key_iter_next(struct key_iter *it, const char **s, size_t *n)
+static SB_MUST_CHECK int key_iter_next(struct key_iter *it, const char **s, size_t *n)
 {
 	while (it->pos < it->len) {
 		size_t a = it->pos, b;
@@ -288,7 +288,7 @@ int fernet_genkey(struct buf *out)
 	return r;
 }
 
-static int hmac_sha256(const unsigned char key[16], const unsigned char *data, size_t len,
+static SB_MUST_CHECK int hmac_sha256(const unsigned char key[16], const unsigned char *data, size_t len,
 		       unsigned char mac[FERNET_MAC_LEN])
 {
 	const struct ossl *o = ossl();
@@ -376,7 +376,7 @@ int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len,
 	return fernet_encrypt_at(&kr->keys[0], msg, len, now < 0 ? 0 : (uint64_t)now, iv, out);
 }
 
-static int aes_cbc_decrypt(const unsigned char key[16], const unsigned char iv[16], const unsigned char *ct,
+static SB_MUST_CHECK int aes_cbc_decrypt(const unsigned char key[16], const unsigned char iv[16], const unsigned char *ct,
 			   size_t ctlen, unsigned char *pt, size_t *ptlen)
 {
 	const struct ossl *o = ossl();
@@ -406,7 +406,7 @@ out:
  * spec's order: length and version, timestamp (only with a ttl), HMAC in
  * constant time, then AES-CBC and padding.  Returns SB_ERR_CRYPTO for every
  * kind of bad token; other codes are resource failures. */
-static int fernet_open(const struct fernet_keyring *kr, const char *token, size_t len, int64_t ttl_s,
+static SB_MUST_CHECK int fernet_open(const struct fernet_keyring *kr, const char *token, size_t len, int64_t ttl_s,
 		       uint64_t now, struct buf *out, uint64_t *ts_out)
 {
 	unsigned char *raw = NULL, *pt = NULL;
@@ -501,7 +501,7 @@ const char *fernet_strerror(int r)
 	return r == SB_ERR_INTERNAL && !ossl() ? ossl_error() : sb_err_str(r);
 }
 
-static int open_error(struct sb_error *e, int r)
+static SB_MUST_CHECK int open_error(struct sb_error *e, int r)
 {
 	if (r == SB_ERR_CRYPTO)
 		return sb_error_set(e, r, "invalid Fernet token");
@@ -539,7 +539,7 @@ int fernet_rotate(const struct fernet_keyring *kr, const char *token, size_t len
 
 	r = fernet_open(kr, token, len, -1, 0, &pt, &ts);
 	if (r) {
-		open_error(e, r);
+		r = open_error(e, r);
 		goto out;
 	}
 	if (random_bytes(iv, sizeof(iv)) != 0) {

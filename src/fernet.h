@@ -44,35 +44,35 @@ struct fernet_keyring {
 /* Strict base64url codec (url alphabet, padded, len % 4 == 0, '=' only as
  * the 1-2 final chars, zero unused bits).  Both append to out; on failure out
  * is unchanged.  decode: SB_ERR_USAGE on any deviation. */
-int b64url_encode(const void *data, size_t len, struct buf *out);
-int b64url_decode(const char *s, size_t len, struct buf *out);
+SB_MUST_CHECK int b64url_encode(const void *data, size_t len, struct buf *out);
+SB_MUST_CHECK int b64url_decode(const char *s, size_t len, struct buf *out);
 
 /* A 44-char key (exactly; no whitespace).  Invalid: SB_ERR_CRYPTO and a
  * sentence that never contains key material. */
-int fernet_key_decode(const char *b64, size_t len, struct fernet_key *out, struct sb_error *e);
+SB_MUST_CHECK int fernet_key_decode(const char *b64, size_t len, struct fernet_key *out, struct sb_error *e);
 
 /* Keys separated by commas and/or newlines; whitespace around each key
  * trimmed; empty entries and lines starting with '#' skipped; zero keys is an
  * error.  Error messages say which key (1-based position among the keys) is
  * invalid and never print key material.  On success kr's previous keys are
  * cleared and replaced; on failure kr is unchanged. */
-int fernet_keyring_parse(struct fernet_keyring *kr, const char *text, size_t len, struct sb_error *e);
+SB_MUST_CHECK int fernet_keyring_parse(struct fernet_keyring *kr, const char *text, size_t len, struct sb_error *e);
 /* Wipes and frees; kr is FERNET_KEYRING_INIT afterwards. */
 void fernet_keyring_clear(struct fernet_keyring *kr);
 
 /* Appends a fresh 44-char key (32 bytes from getrandom). */
-int fernet_genkey(struct buf *out);
+SB_MUST_CHECK int fernet_genkey(struct buf *out);
 
 /* Append a token for msg (len <= FERNET_MAX_PLAINTEXT, else SB_ERR_TOOBIG)
  * with timestamp now and the given IV.  Deterministic: for test vectors. */
-int fernet_encrypt_at(const struct fernet_key *k, const void *msg, size_t len, uint64_t now,
+SB_MUST_CHECK int fernet_encrypt_at(const struct fernet_key *k, const void *msg, size_t len, uint64_t now,
 		      const unsigned char iv[16], struct buf *out);
 /* First key, time(NULL), a getrandom IV. */
 /* What a failure code of these functions means, in words; names the
  * missing library when libcrypto could not be loaded (ossl.h). */
 const char *fernet_strerror(int r);
 
-int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len, struct buf *out);
+SB_MUST_CHECK int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len, struct buf *out);
 
 /* ttl_s < 0: no time check at all (stored keys).  Otherwise Python's rules:
  * ts + ttl < now invalid; now + 60 < ts invalid.  Tries each key in order.
@@ -82,20 +82,20 @@ int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len,
  * SB_ERR_TOOBIG when out's bound is hit or a genuine token holds more than
  * FERNET_MAX_PLAINTEXT bytes).  out should be wiped by the caller
  * (buf_wipe_release). */
-int fernet_decrypt_at(const struct fernet_keyring *kr, const char *token, size_t len, int64_t ttl_s,
+SB_MUST_CHECK int fernet_decrypt_at(const struct fernet_keyring *kr, const char *token, size_t len, int64_t ttl_s,
 		      uint64_t now, struct buf *out, struct sb_error *e);
-int fernet_decrypt(const struct fernet_keyring *kr, const char *token, size_t len, int64_t ttl_s,
+SB_MUST_CHECK int fernet_decrypt(const struct fernet_keyring *kr, const char *token, size_t len, int64_t ttl_s,
 		   struct buf *out, struct sb_error *e);
 
 /* MultiFernet.rotate: decrypt with any key ignoring ttl, re-encrypt under the
  * first key with a fresh IV and the ORIGINAL timestamp.  Appends the new
  * token to out; failures as fernet_decrypt. */
-int fernet_rotate(const struct fernet_keyring *kr, const char *token, size_t len, struct buf *out,
+SB_MUST_CHECK int fernet_rotate(const struct fernet_keyring *kr, const char *token, size_t len, struct buf *out,
 		  struct sb_error *e);
 
 /* The timestamp of a token, after verifying its HMAC with any key (no ttl):
  * Python's extract_timestamp.  Failures as fernet_decrypt. */
-int fernet_token_timestamp(const struct fernet_keyring *kr, const char *token, size_t len,
+SB_MUST_CHECK int fernet_token_timestamp(const struct fernet_keyring *kr, const char *token, size_t len,
 			   uint64_t *ts, struct sb_error *e);
 
 #endif

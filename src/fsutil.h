@@ -10,18 +10,18 @@
 
 /* mkdir -p with `mode` for every directory created; an existing final
  * directory gets chmod'ed to mode when owned by us. */
-int fs_mkdir_p(const char *path, unsigned mode, struct sb_error *e);
+SB_MUST_CHECK int fs_mkdir_p(const char *path, unsigned mode, struct sb_error *e);
 /* Write via "<path>.tmp.<pid>", fsync, rename: readers see old or new. */
-int fs_write_atomic(const char *path, const void *data, size_t len, unsigned mode, struct sb_error *e);
+SB_MUST_CHECK int fs_write_atomic(const char *path, const void *data, size_t len, unsigned mode, struct sb_error *e);
 /* Read a whole file, at most max bytes (SB_ERR_TOOBIG beyond). */
-int fs_read_file(const char *path, struct buf *out, size_t max, struct sb_error *e);
+SB_MUST_CHECK int fs_read_file(const char *path, struct buf *out, size_t max, struct sb_error *e);
 /* Read all of an fd until EOF, bounded by max. */
-int fs_read_fd(int fd, struct buf *out, size_t max, struct sb_error *e);
+SB_MUST_CHECK int fs_read_fd(int fd, struct buf *out, size_t max, struct sb_error *e);
 /* Write all of data to a blocking fd (EINTR-safe). */
-int fs_write_all(int fd, const void *data, size_t len);
+SB_MUST_CHECK int fs_write_all(int fd, const void *data, size_t len);
 /* Exclusive flock on path (created 0600), waiting at most timeout_ms.
  * Returns the fd (>= 0) or a negative SB_ERR_*. */
-int fs_lock(const char *path, int64_t timeout_ms, struct sb_error *e);
+SB_MUST_CHECK int fs_lock(const char *path, int64_t timeout_ms, struct sb_error *e);
 void fs_unlock(int fd);
 
 #endif

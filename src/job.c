@@ -243,7 +243,7 @@ static enum phase acquire_tick(struct job *j, int64_t now, int64_t *next)
 
 /* Setup may take a while (a cold connection): the lease must still be ours,
  * with room to spare, before anything starts on the sandbox. */
-static int lease_fresh(struct job *j, struct sb_error *e)
+static SB_MUST_CHECK int lease_fresh(struct job *j, struct sb_error *e)
 {
 	struct lease *ls = &j->lease;
 	int r;
@@ -273,7 +273,7 @@ static enum phase connect_enter(struct job *j)
 	if (r == SB_ERR_HOSTKEY) {
 		/* never retried silently: every job skips it until fixed */
 		struct sb_error ignored = SB_ERROR_INIT;
-		(void)pool_mark_unhealthy(j->kv, j->sbx.account, j->sbx.host, e.msg, &ignored);
+		sb_best_effort(pool_mark_unhealthy(j->kv, j->sbx.account, j->sbx.host, e.msg, &ignored));   /* a hint to other jobs */
 	}
 	if (r == SB_ERR_TRANSPORT && ++j->connect_tries < MAX_CONNECT_TRIES) {
 		/* unreachable: its slot back, and another sandbox */
@@ -289,7 +289,7 @@ static enum phase connect_enter(struct job *j)
 
 /* ---- START ---- */
 
-static int build_input(struct job *j)
+static SB_MUST_CHECK int build_input(struct job *j)
 {
 	char origin[VALIDATE_URL_MAX + 1] = "", slot_key[VALIDATE_ACCOUNT_MAX + VALIDATE_HOST_MAX + 16];
 	const struct jobspec *spec = j->spec;
@@ -345,7 +345,7 @@ static void on_repo(void *ctx)
 
 	/* the scheduler prefers sandboxes that cache the job's repository */
 	if (j->repo_key.len)
-		(void)pool_note_repo(j->kv, j->sbx.account, j->sbx.host, j->repo_key.data, &ignored);
+		sb_best_effort(pool_note_repo(j->kv, j->sbx.account, j->sbx.host, j->repo_key.data, &ignored));   /* a hint */
 }
 
 static void on_result(void *ctx)
@@ -424,7 +424,7 @@ static void on_ssh_exit(struct loop *l, struct child *c, void *ctx)
 	(void)l; (void)c; (void)ctx;   /* the tick sees c->reaped */
 }
 
-static int start_session(struct job *j, struct sb_error *e)
+static SB_MUST_CHECK int start_session(struct job *j, struct sb_error *e)
 {
 	struct session_data *s = &j->ses;
 	struct strvec argv = STRVEC_INIT;
@@ -456,12 +456,12 @@ static int start_session(struct job *j, struct sb_error *e)
 	strvec_clear(&argv);
 	if (r)
 		return r;
-	(void)fd_set_nonblock(s->ssh.in_fd);
 	/* a deeper pipe from ssh: fewer wake-ups of the two processes per MB
 	 * (best effort: pipe-max-size may refuse) */
 	(void)fcntl(s->ssh.out_fd, F_SETPIPE_SZ, 1 << 20);
-	(void)fd_set_nonblock(s->ssh.out_fd);
-	(void)fd_set_nonblock(s->ssh.err_fd);
+	if (fd_set_nonblock(s->ssh.in_fd) != 0 || fd_set_nonblock(s->ssh.out_fd) != 0 ||
+	    fd_set_nonblock(s->ssh.err_fd) != 0)
+		return sb_error_set(e, SB_ERR_IO, "cannot use the session's pipes without blocking");   /* killed in DONE */
 	if (loop_watch(j->loop, s->ssh.out_fd, POLLIN, on_ssh_out, j) != 0 ||
 	    loop_watch(j->loop, s->ssh.err_fd, POLLIN, on_ssh_out, j) != 0 ||
 	    loop_watch(j->loop, s->ssh.in_fd, 0, on_ssh_in, j) != 0 ||
@@ -485,7 +485,7 @@ static enum phase start_enter(struct job *j)
 	}
 	jobspec_drop_secrets(j->spec);   /* they are in ses.in now, wiped once sent */
 	/* the transport worked: forget its failures, while ssh starts */
-	(void)pool_mark_healthy(j->kv, j->sbx.account, j->sbx.host, &ignored);
+	sb_best_effort(pool_mark_healthy(j->kv, j->sbx.account, j->sbx.host, &ignored));   /* a hint */
 	hooks.ctx = j;
 	j->ses.stream = stream_new(j->ev, j->ses.nonce, (size_t)j->cfg->max_line_bytes, STDERR_LINE_MAX, &hooks);
 	if (!j->ses.stream) {
@@ -551,7 +551,7 @@ static int64_t min64(int64_t a, int64_t b)
 
 /* Output closed and exit status in (or a grandchild kept the pipes past a
  * grace): the session is over. */
-static int session_over(struct job *j, int64_t now)
+static SB_MUST_CHECK int session_over(struct job *j, int64_t now)
 {
 	struct session_data *s = &j->ses;
 
@@ -638,7 +638,11 @@ static enum phase stream_tick(struct job *j, int64_t now, int64_t *next)
 		return PH_DRAIN;
 	}
 	if (s->ssh.in_fd >= 0 && now >= s->next_heartbeat && s->in.len == 0) {
-		(void)buf_putc(&s->in, '\n');
+		if (buf_putc(&s->in, '\n') != 0) {
+			/* without heartbeats the sandbox would stop it anyway */
+			j->stop.why = STOP_INTERNAL;
+			return PH_DRAIN;
+		}
 		s->next_heartbeat = now + j->heartbeat_ms;
 	}
 	*next = min64(*next, min64(s->next_heartbeat, j->lease.next_renew));
@@ -720,7 +724,7 @@ static enum job_end session_end(struct job *j)
 	case STOP_NOBEGIN: {
 		int alive = 0;
 		/* a master that does not answer is unlinked and killed here */
-		(void)ssh_master_check(&j->conn.t, &alive, &e);
+		sb_best_effort(ssh_master_check(&j->conn.t, &alive, &e));
 		return JOB_END_NOBEGIN;
 	}
 	case STOP_TIMEOUT: return JOB_END_TIMEOUT;
@@ -779,7 +783,7 @@ static enum phase done_enter(struct job *j)
 		close_watched(j, &j->ses.ssh.out_fd);
 		close_watched(j, &j->ses.ssh.err_fd);
 		if (!j->ses.ssh.reaped)
-			(void)child_wait(&j->ses.ssh, clock_deadline_in(0), KILL_GRACE_MS);
+			sb_best_effort(child_wait(&j->ses.ssh, clock_deadline_in(0), KILL_GRACE_MS));   /* reaped either way */
 	}
 	/* after a session, always: a lease lost while it ran still leaves
 	 * the job's reservation to delete */
@@ -858,7 +862,7 @@ static void job_release(struct job *j)
 {
 	if (j->lease.lock.held) {
 		struct sb_error rel = SB_ERROR_INIT;
-		(void)lock_unlock(j->kv, &j->lease.lock, &rel);
+		sb_best_effort(lock_unlock(j->kv, &j->lease.lock, &rel));   /* else the lease runs out */
 	}
 	schedule_free(j->acq.sched);
 	conn_release(&j->conn);

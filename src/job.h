@@ -19,6 +19,6 @@
 /* sigfd: a signalfd for SIGINT/SIGTERM/SIGCHLD (already blocked).  The
  * job watches it, the ssh session and ev's fd on loop, and leaves no watch
  * behind. */
-int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, struct loop *loop, int sigfd);
+SB_MUST_CHECK int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, struct loop *loop, int sigfd);
 
 #endif

@@ -14,7 +14,7 @@
 #define SPEC_MAX_TOKENS 20000
 
 /* A string member into a fresh C string (secret: wiped on free). */
-static int get_str(const struct json_doc *d, int v, const char *field, size_t max, int secret,
+static SB_MUST_CHECK int get_str(const struct json_doc *d, int v, const char *field, size_t max, int secret,
 		   char **out, size_t *out_len, struct sb_error *e)
 {
 	struct buf b;
@@ -43,7 +43,7 @@ static int get_str(const struct json_doc *d, int v, const char *field, size_t ma
 	return 0;
 }
 
-static int get_int(const struct json_doc *d, int v, const char *field, int lo, int hi, int *out,
+static SB_MUST_CHECK int get_int(const struct json_doc *d, int v, const char *field, int lo, int hi, int *out,
 		   struct sb_error *e)
 {
 	int64_t n;
@@ -57,14 +57,14 @@ static int get_int(const struct json_doc *d, int v, const char *field, int lo, i
 	return 0;
 }
 
-static int get_bool(const struct json_doc *d, int v, const char *field, int *out, struct sb_error *e)
+static SB_MUST_CHECK int get_bool(const struct json_doc *d, int v, const char *field, int *out, struct sb_error *e)
 {
 	if (json_get_bool(d, v, out) != 0)
 		return sb_error_set(e, SB_ERR_USAGE, "invalid field '%s' in job spec: expected true or false", field);
 	return 0;
 }
 
-static int key_name(const struct json_doc *d, int k, char *out, size_t outsz)
+static void key_name(const struct json_doc *d, int k, char *out, size_t outsz)
 {
 	struct buf b;
 	char echo[VALIDATE_ECHO_SIZE];
@@ -77,10 +77,9 @@ static int key_name(const struct json_doc *d, int k, char *out, size_t outsz)
 		snprintf(out, outsz, "%s", echo);
 	}
 	buf_release(&b);
-	return 0;
 }
 
-static int check_dups(const struct json_doc *d, int obj, const char *where, struct sb_error *e)
+static SB_MUST_CHECK int check_dups(const struct json_doc *d, int obj, const char *where, struct sb_error *e)
 {
 	int k = json_object_dup(d, obj);
 	char name[VALIDATE_ECHO_SIZE];
@@ -91,7 +90,7 @@ static int check_dups(const struct json_doc *d, int obj, const char *where, stru
 	return sb_error_set(e, SB_ERR_USAGE, "invalid job spec: duplicate field '%s%s'", where, name);
 }
 
-static int parse_repo(struct jobspec *s, const struct json_doc *d, int obj, struct sb_error *e)
+static SB_MUST_CHECK int parse_repo(struct jobspec *s, const struct json_doc *d, int obj, struct sb_error *e)
 {
 	struct json_iter it;
 	int k, v, r = 0;
@@ -131,7 +130,7 @@ static int parse_repo(struct jobspec *s, const struct json_doc *d, int obj, stru
 	return r;
 }
 
-static int parse_args(struct jobspec *s, const struct json_doc *d, int arr, struct sb_error *e)
+static SB_MUST_CHECK int parse_args(struct jobspec *s, const struct json_doc *d, int arr, struct sb_error *e)
 {
 	struct json_iter it;
 	int v, r = 0;
@@ -152,7 +151,7 @@ static int parse_args(struct jobspec *s, const struct json_doc *d, int arr, stru
 	return r;
 }
 
-static int parse_env(struct jobspec *s, const struct json_doc *d, int obj, struct sb_error *e)
+static SB_MUST_CHECK int parse_env(struct jobspec *s, const struct json_doc *d, int obj, struct sb_error *e)
 {
 	struct json_iter it;
 	int k, v, r = 0;

@@ -39,7 +39,7 @@ struct jobspec {
 /* Parse; on failure e names the field.  Defaults come from cfg.  When the
  * spec was an object whose job_id could be read, spec->job_id is set even on
  * failure (so the error event can carry it). */
-int jobspec_parse(struct jobspec *spec, const char *json, size_t len, const struct config *cfg,
+SB_MUST_CHECK int jobspec_parse(struct jobspec *spec, const char *json, size_t len, const struct config *cfg,
 		  struct sb_error *e);
 void jobspec_release(struct jobspec *spec);
 /* Wipe and free the prompt, env values and token once they were handed on

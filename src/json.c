@@ -235,7 +235,7 @@ static void note_type(struct vtop *top, const unsigned char *v, size_t n)
 		top->result = 1;
 }
 
-static int validate(const char *s, size_t len, enum json_mode mode, size_t *ntokens,
+static SB_MUST_CHECK int validate(const char *s, size_t len, enum json_mode mode, size_t *ntokens,
 		    struct vstate *st, struct vtop *top)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
@@ -500,7 +500,7 @@ int json_raw(const struct json_doc *doc, int v, const char **p, size_t *len)
 /* The token after v and everything inside it.  Tokens are in document
  * order and a container's descendants all start before its end, so its
  * next sibling is the first later token starting at or after its end. */
-static int tok_after(const struct json_doc *doc, int v)
+static SB_MUST_CHECK int tok_after(const struct json_doc *doc, int v)
 {
 	const jsmntok_t *t = doc->tok->t;
 	int lo = v + 1, hi = doc->ntok, end;
@@ -666,7 +666,7 @@ static size_t ustr_next(struct ustr *u, const char **out)
 	return utf8_put(u->tmp, cp);
 }
 
-static int ustr_equal(struct ustr *a, struct ustr *b)
+static SB_MUST_CHECK int ustr_equal(struct ustr *a, struct ustr *b)
 {
 	const char *pa = NULL, *pb = NULL;
 	size_t na = 0, nb = 0, m;
@@ -871,7 +871,7 @@ static const unsigned char wclass[256] = {
 	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
-static int put_string(struct buf *b, const char *s, size_t len)
+static SB_MUST_CHECK int put_string(struct buf *b, const char *s, size_t len)
 {
 	static const char hexd[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s, *end = p + len, *run;
@@ -926,7 +926,7 @@ static int put_string(struct buf *b, const char *s, size_t len)
 }
 
 /* Writers are all-or-nothing: a failed append puts b back as it was. */
-static int undo(struct buf *b, size_t old_len, int r)
+static SB_MUST_CHECK int undo(struct buf *b, size_t old_len, int r)
 {
 	if (r) {
 		b->len = old_len;
@@ -943,7 +943,7 @@ int json_put_string(struct buf *b, const char *s, size_t len)
 	return undo(b, old, put_string(b, s, len));
 }
 
-static int put_int64(struct buf *b, int64_t v)
+static SB_MUST_CHECK int put_int64(struct buf *b, int64_t v)
 {
 	char tmp[24];
 	int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
@@ -958,7 +958,7 @@ int json_put_int64(struct buf *b, int64_t v)
 	return undo(b, old, put_int64(b, v));
 }
 
-static int put_double(struct buf *b, double v)
+static SB_MUST_CHECK int put_double(struct buf *b, double v)
 {
 	char tmp[40];
 	int n;
@@ -988,7 +988,7 @@ int json_obj_end(struct buf *b)
 	return buf_putc(b, '}');
 }
 
-static int put_key(struct buf *b, const char *key)
+static SB_MUST_CHECK int put_key(struct buf *b, const char *key)
 {
 	int r;
 
@@ -999,7 +999,7 @@ static int put_key(struct buf *b, const char *key)
 	return buf_putc(b, ':');
 }
 
-static int obj_string(struct buf *b, const char *key, const char *s, size_t len)
+static SB_MUST_CHECK int obj_string(struct buf *b, const char *key, const char *s, size_t len)
 {
 	int r = put_key(b, key);
 
@@ -1022,7 +1022,7 @@ int json_obj_cstr(struct buf *b, const char *key, const char *s)
 	return undo(b, old, obj_string(b, key, s, strlen(s)));
 }
 
-static int obj_int64(struct buf *b, const char *key, int64_t v)
+static SB_MUST_CHECK int obj_int64(struct buf *b, const char *key, int64_t v)
 {
 	int r = put_key(b, key);
 
@@ -1036,7 +1036,7 @@ int json_obj_int64(struct buf *b, const char *key, int64_t v)
 	return undo(b, old, obj_int64(b, key, v));
 }
 
-static int obj_double(struct buf *b, const char *key, double v)
+static SB_MUST_CHECK int obj_double(struct buf *b, const char *key, double v)
 {
 	int r = put_key(b, key);
 
@@ -1050,7 +1050,7 @@ int json_obj_double(struct buf *b, const char *key, double v)
 	return undo(b, old, obj_double(b, key, v));
 }
 
-static int obj_raw(struct buf *b, const char *key, const char *raw, size_t len)
+static SB_MUST_CHECK int obj_raw(struct buf *b, const char *key, const char *raw, size_t len)
 {
 	int r = put_key(b, key);
 

@@ -32,7 +32,7 @@ enum json_mode {
  * syntax and accepted.  On success returns 0 and, if ntokens is not NULL,
  * stores the number of tokens jsmn makes of it (objects + arrays + strings
  * including keys + numbers and literals).  Otherwise SB_ERR_USAGE. */
-int json_validate(const char *s, size_t len, enum json_mode mode, size_t *ntokens);
+SB_MUST_CHECK int json_validate(const char *s, size_t len, enum json_mode mode, size_t *ntokens);
 
 /* What a line of Claude Code's stream is, in one validating pass (the
  * stream's hot path: issue 7 wants it at >= 500 MB/s on one core):
@@ -62,7 +62,7 @@ struct json_doc {
  * SB_ERR_TOOBIG; invalid JSON is SB_ERR_USAGE with e saying where
  * ("invalid JSON at byte 17: expected ',' or '}'").  Releases whatever doc
  * held before. */
-int json_parse_object(struct json_doc *doc, const char *s, size_t len, size_t max_tokens,
+SB_MUST_CHECK int json_parse_object(struct json_doc *doc, const char *s, size_t len, size_t max_tokens,
 		      struct sb_error *e);
 void json_doc_release(struct json_doc *doc);
 
@@ -82,7 +82,7 @@ enum json_type json_type(const struct json_doc *doc, int v);
 size_t json_count(const struct json_doc *doc, int v);
 /* The value's bytes as they are in the document, strings with their quotes:
  * a valid JSON value to copy verbatim (json_obj_raw). */
-int json_raw(const struct json_doc *doc, int v, const char **p, size_t *len);
+SB_MUST_CHECK int json_raw(const struct json_doc *doc, int v, const char **p, size_t *len);
 
 /* Walk an object's members (keys are string values) or an array's
  * elements, in document order; duplicate keys are all visited:
@@ -106,7 +106,7 @@ int json_object_get(const struct json_doc *doc, int obj, const char *key);
 /* The key of the first member whose name repeats an earlier one, or
  * SB_ERR_NOTFOUND.  Quadratic in the member count: for small objects such as
  * a job spec whose token count the caller bounded. */
-int json_object_dup(const struct json_doc *doc, int obj);
+SB_MUST_CHECK int json_object_dup(const struct json_doc *doc, int obj);
 /* 1 if v is a string equal to s once unescaped, else 0. */
 int json_string_equals(const struct json_doc *doc, int v, const char *s);
 /* 1 if a and b are strings with equal unescaped contents, else 0. */
@@ -116,15 +116,15 @@ int json_strings_equal(const struct json_doc *doc, int a, int b);
  * so it is usable as a C string).  Not a string, or a "\u0000" or an
  * unpaired surrogate escape in it: SB_ERR_USAGE.  out's bound: SB_ERR_TOOBIG.
  * On failure out's length is what it was (the bytes past it are zeroed). */
-int json_get_string(const struct json_doc *doc, int v, struct buf *out);
+SB_MUST_CHECK int json_get_string(const struct json_doc *doc, int v, struct buf *out);
 /* Integer grammar only (-?(0|[1-9][0-9]*)): 1.5, 1e3, 1.0 or a non-number
  * are SB_ERR_USAGE; outside int64_t is SB_ERR_TOOBIG. */
-int json_get_int64(const struct json_doc *doc, int v, int64_t *out);
+SB_MUST_CHECK int json_get_int64(const struct json_doc *doc, int v, int64_t *out);
 /* Any number; one that overflows a double is SB_ERR_TOOBIG (underflow
  * gives 0 or a subnormal).  Uses strtod: the process must keep the C
  * locale for LC_NUMERIC. */
-int json_get_double(const struct json_doc *doc, int v, double *out);
-int json_get_bool(const struct json_doc *doc, int v, int *out);
+SB_MUST_CHECK int json_get_double(const struct json_doc *doc, int v, double *out);
+SB_MUST_CHECK int json_get_bool(const struct json_doc *doc, int v, int *out);
 
 /* Writers.  Each appends to b and returns 0, or fails (SB_ERR_TOOBIG when
  * b's bound is hit, SB_ERR_NOMEM) leaving b as it was, so an event is never
@@ -141,7 +141,11 @@ int json_put_int64(struct buf *b, int64_t v);
 int json_put_double(struct buf *b, double v);
 
 /* Build an object: json_obj_begin, members, json_obj_end.  A member is
- * preceded by ',' unless b ends in '{'.  Keys are escaped like values. */
+ * preceded by ',' unless b ends in '{'.  Keys are escaped like values.
+ *
+ * The writers are builders (buf.h): a value or member that does not fit
+ * leaves b as it was, returns the error and records it in b, so a caller
+ * may test each result or check buf_check(b) once before using b. */
 int json_obj_begin(struct buf *b);
 int json_obj_string(struct buf *b, const char *key, const char *s, size_t len);
 /* s may be NULL: the value is then null. */
@@ -152,7 +156,7 @@ int json_obj_bool(struct buf *b, const char *key, int v);
 int json_obj_null(struct buf *b, const char *key);
 /* raw must be one valid JSON value (checked: SB_ERR_USAGE otherwise), e.g.
  * a span from json_raw or an object built in another buf. */
-int json_obj_raw(struct buf *b, const char *key, const char *raw, size_t len);
+SB_MUST_CHECK int json_obj_raw(struct buf *b, const char *key, const char *raw, size_t len);
 int json_obj_end(struct buf *b);
 
 #endif

@@ -36,7 +36,7 @@ static const char *skip_space(const char *p, const char *end)
 
 /* Standard base64 of n bytes (n % 4 == 0, '=' only at the end) into out;
  * the decoded length, or -1.  Keys are read here without OpenSSL (ossl.h). */
-static int b64_decode(const unsigned char *in, size_t n, unsigned char *out)
+static SB_MUST_CHECK int b64_decode(const unsigned char *in, size_t n, unsigned char *out)
 {
 	size_t i, o = 0;
 
@@ -67,7 +67,7 @@ static int b64_decode(const unsigned char *in, size_t n, unsigned char *out)
 }
 
 /* Ed25519's OID 1.3.101.112 in DER, found in the decoded PKCS#8 body. */
-static int pkcs8_is_ed25519(const char *key, size_t len)
+static SB_MUST_CHECK int pkcs8_is_ed25519(const char *key, size_t len)
 {
 	static const unsigned char oid[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
 	const char *p = memchr(key, '\n', len), *end = key + len;
@@ -93,7 +93,7 @@ static int pkcs8_is_ed25519(const char *key, size_t len)
 /* "openssh-key-v1\0" || string ciphername || ...: any cipher but "none" is
  * passphrase-protected.  ssh-keygen reading a pipe cannot tell us (its
  * second read of the exhausted pipe says only "error in libcrypto"). */
-static int openssh_is_encrypted(const char *key, size_t len)
+static SB_MUST_CHECK int openssh_is_encrypted(const char *key, size_t len)
 {
 	static const char magic[] = "openssh-key-v1";   /* with its NUL: 15 bytes */
 	const char *p = memchr(key, '\n', len), *end = key + len;

@@ -24,13 +24,13 @@ struct key_info {
 /* Accepts OpenSSH ed25519/RSA/ECDSA, PEM RSA, PEM EC, PKCS#8 RSA/EC.
  * Refuses passphrase-protected keys, DSA, PKCS#8 Ed25519 (OpenSSH 9.2
  * cannot read it) and anything else, with one sentence naming the format. */
-int keys_inspect(const char *key, size_t len, struct key_info *info, struct sb_error *e);
+SB_MUST_CHECK int keys_inspect(const char *key, size_t len, struct key_info *info, struct sb_error *e);
 void key_info_release(struct key_info *info);
 /* Append key to out the way OpenSSH wants it: surrounding blank space
  * trimmed, CRLF as LF, one final newline (web forms lose or add these).
  * out should be a secret buffer. */
-int keys_normalize(const char *key, size_t len, struct buf *out);
+SB_MUST_CHECK int keys_normalize(const char *key, size_t len, struct buf *out);
 /* Fingerprint of a public key line ("type base64"). */
-int keys_fingerprint(const char *pub, char out[128], struct sb_error *e);
+SB_MUST_CHECK int keys_fingerprint(const char *pub, char out[128], struct sb_error *e);
 
 #endif

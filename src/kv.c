@@ -74,7 +74,7 @@ void kv_value_release(struct kv_value *v)
 /* Deep-copy r into out, wiping r's text as it goes (the reply may hold a
  * key token and freeReplyObject does not wipe).  On failure out is
  * KV_VALUE_INIT. */
-static int value_from_reply(struct kv_value *out, redisReply *r)
+static SB_MUST_CHECK int value_from_reply(struct kv_value *out, redisReply *r)
 {
 	size_t i;
 
@@ -126,7 +126,7 @@ static int value_from_reply(struct kv_value *out, redisReply *r)
 }
 
 /* Hand r to the caller as a value (or drop it when out is NULL); frees r. */
-static int take_reply(struct kv *kv, redisReply *r, struct kv_value *out, struct sb_error *e)
+static SB_MUST_CHECK int take_reply(struct kv *kv, redisReply *r, struct kv_value *out, struct sb_error *e)
 {
 	int rc = 0;
 
@@ -197,7 +197,7 @@ static struct timeval ms_to_tv(int ms)
 
 /* ---- URL parsing (no message ever echoes the userinfo or a password) ---- */
 
-static int hexval(int c)
+static SB_MUST_CHECK int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -240,7 +240,7 @@ bad:
 	return NULL;
 }
 
-static int parse_db(const char *s, size_t len, long *db, struct sb_error *e)
+static SB_MUST_CHECK int parse_db(const char *s, size_t len, long *db, struct sb_error *e)
 {
 	size_t i;
 	long n = 0;
@@ -256,7 +256,7 @@ static int parse_db(const char *s, size_t len, long *db, struct sb_error *e)
 	return 0;
 }
 
-static int parse_userinfo(struct kv *kv, const char *s, size_t len, struct sb_error *e)
+static SB_MUST_CHECK int parse_userinfo(struct kv *kv, const char *s, size_t len, struct sb_error *e)
 {
 	const char *colon = memchr(s, ':', len);
 
@@ -278,7 +278,7 @@ static int parse_userinfo(struct kv *kv, const char *s, size_t len, struct sb_er
 	return 0;
 }
 
-static int parse_tcp(struct kv *kv, const char *rest, struct sb_error *e)
+static SB_MUST_CHECK int parse_tcp(struct kv *kv, const char *rest, struct sb_error *e)
 {
 	const char *at = strrchr(rest, '@'), *hp, *hend, *p;
 	char host[VALIDATE_HOST_MAX + 1], port[8];
@@ -348,7 +348,7 @@ static int parse_tcp(struct kv *kv, const char *rest, struct sb_error *e)
 	return 0;
 }
 
-static int parse_unix(struct kv *kv, const char *rest, struct sb_error *e)
+static SB_MUST_CHECK int parse_unix(struct kv *kv, const char *rest, struct sb_error *e)
 {
 	size_t plen = strcspn(rest, "?#");
 	const char *q;
@@ -405,7 +405,7 @@ static int parse_unix(struct kv *kv, const char *rest, struct sb_error *e)
 	return 0;
 }
 
-static int parse_url(struct kv *kv, const char *url, struct sb_error *e)
+static SB_MUST_CHECK int parse_url(struct kv *kv, const char *url, struct sb_error *e)
 {
 	size_t len, i;
 
@@ -456,7 +456,7 @@ static void drop_context(struct kv *kv)
 }
 
 /* A NULL reply: the context is dead.  Describe it, then free it. */
-static int dead_reply(struct kv *kv, const char *what, struct sb_error *e)
+static SB_MUST_CHECK int dead_reply(struct kv *kv, const char *what, struct sb_error *e)
 {
 	char txt[160];
 	int err = kv->c ? kv->c->err : REDIS_ERR_OTHER;
@@ -475,7 +475,7 @@ static int dead_reply(struct kv *kv, const char *what, struct sb_error *e)
 	return SB_ERR_REDIS;
 }
 
-static int starts_with(const redisReply *r, const char *prefix)
+static SB_MUST_CHECK int starts_with(const redisReply *r, const char *prefix)
 {
 	size_t n = strlen(prefix);
 
@@ -483,7 +483,7 @@ static int starts_with(const redisReply *r, const char *prefix)
 }
 
 /* An ERROR reply: the answer becomes the message; frees r. */
-static int error_reply(struct kv *kv, redisReply *r, const char *what, struct sb_error *e)
+static SB_MUST_CHECK int error_reply(struct kv *kv, redisReply *r, const char *what, struct sb_error *e)
 {
 	char txt[200];
 
@@ -498,7 +498,7 @@ static int error_reply(struct kv *kv, redisReply *r, const char *what, struct sb
 
 /* Send on the current (live) context.  With raw_errors, an ERROR reply is
  * handed back as a reply (kv_eval needs to see NOSCRIPT). */
-static int send_argv(struct kv *kv, int argc, const char **argv, const size_t *lens,
+static SB_MUST_CHECK int send_argv(struct kv *kv, int argc, const char **argv, const size_t *lens,
 		     const char *what, int raw_errors, redisReply **out, struct sb_error *e)
 {
 	redisReply *r;
@@ -513,7 +513,7 @@ static int send_argv(struct kv *kv, int argc, const char **argv, const size_t *l
 	return 0;
 }
 
-static int send_simple(struct kv *kv, const char *what, int argc, const char **argv,
+static SB_MUST_CHECK int send_simple(struct kv *kv, const char *what, int argc, const char **argv,
 		       redisReply **out, struct sb_error *e)
 {
 	size_t lens[3];
@@ -524,7 +524,7 @@ static int send_simple(struct kv *kv, const char *what, int argc, const char **a
 	return send_argv(kv, argc, argv, lens, what, 0, out, e);
 }
 
-static int check_role(struct kv *kv, struct sb_error *e)
+static SB_MUST_CHECK int check_role(struct kv *kv, struct sb_error *e)
 {
 	const char *argv[] = { "ROLE" };
 	redisReply *r;
@@ -549,7 +549,7 @@ static int check_role(struct kv *kv, struct sb_error *e)
 	return rc;
 }
 
-static int kv_connect(struct kv *kv, struct sb_error *e)
+static SB_MUST_CHECK int kv_connect(struct kv *kv, struct sb_error *e)
 {
 	struct timeval tv = ms_to_tv(kv->timeout_ms);
 	redisReply *r = NULL;
@@ -612,7 +612,8 @@ static int kv_connect(struct kv *kv, struct sb_error *e)
 		if (r->type != REDIS_REPLY_STATUS || !starts_with(r, "PONG")) {
 			struct kv_value v = KV_VALUE_INIT;
 
-			(void)take_reply(kv, r, &v, e);
+			/* out of memory: the sentence names no reply type */
+			sb_best_effort(take_reply(kv, r, &v, e));
 			rc = kv_unexpected(kv, &v, "PING", e);
 			kv_value_release(&v);
 			goto fail;
@@ -663,7 +664,7 @@ int kv_open(struct kv **out, const char *url, int timeout_ms, struct sb_error *e
 
 /* ---- commands ---- */
 
-static int run_argv(struct kv *kv, int argc, const char **argv, const size_t *lens, const char *what,
+static SB_MUST_CHECK int run_argv(struct kv *kv, int argc, const char **argv, const size_t *lens, const char *what,
 		    int raw_errors, redisReply **reply, struct sb_error *e)
 {
 	int rc;
@@ -799,7 +800,7 @@ int kv_pipe_reply_integer(struct kv *kv, const char *what, long long *out, struc
 }
 
 /* The NULL-terminated arguments after arg0 into argv; the count or -1. */
-static int collect_args(const char *argv[KV_MAX_ARGS], const char *arg0, va_list ap)
+static SB_MUST_CHECK int collect_args(const char *argv[KV_MAX_ARGS], const char *arg0, va_list ap)
 {
 	const char *a;
 	int argc = 0;

@@ -60,7 +60,7 @@ const char *kv_value_type_name(const struct kv_value *v);
  * rediss:// is refused (hiredis 0.14 has no TLS).  timeout_ms <= 0 means
  * 2000.  Connects, authenticates, selects the db, PINGs and refuses a
  * replica (ROLE).  On failure *out is NULL. */
-int kv_open(struct kv **out, const char *url, int timeout_ms, struct sb_error *e);
+SB_MUST_CHECK int kv_open(struct kv **out, const char *url, int timeout_ms, struct sb_error *e);
 void kv_free(struct kv *kv);
 
 /* "127.0.0.1:6379", "[::1]:6379" or "/run/redis.sock": for messages. */
@@ -71,18 +71,18 @@ const char *kv_where(const struct kv *kv);
  * success *reply (if reply is not NULL) holds the reply: kv_value_release
  * it.  reply may be NULL when only success matters.  On failure *reply is
  * KV_VALUE_INIT (nothing to release). */
-int kv_cmd(struct kv *kv, struct kv_value *reply, struct sb_error *e, const char *arg0, ...)
+SB_MUST_CHECK int kv_cmd(struct kv *kv, struct kv_value *reply, struct sb_error *e, const char *arg0, ...)
 	__attribute__((sentinel));
 /* The same with counted arguments (binary-safe); lens may be NULL (strlen). */
-int kv_cmdv(struct kv *kv, struct kv_value *reply, struct sb_error *e, int argc, const char **argv,
+SB_MUST_CHECK int kv_cmdv(struct kv *kv, struct kv_value *reply, struct sb_error *e, int argc, const char **argv,
 	    const size_t *lens);
 /* The common shapes, checked (kv_reply_integer's message otherwise):
  * an integer reply into *out; */
-int kv_cmd_integer(struct kv *kv, long long *out, struct sb_error *e, const char *arg0, ...)
+SB_MUST_CHECK int kv_cmd_integer(struct kv *kv, long long *out, struct sb_error *e, const char *arg0, ...)
 	__attribute__((sentinel));
 /* a string or nil reply: *found = 0 for nil, else 1 and the bytes in out
  * (reset first). */
-int kv_cmd_string(struct kv *kv, struct buf *out, int *found, struct sb_error *e, const char *arg0, ...)
+SB_MUST_CHECK int kv_cmd_string(struct kv *kv, struct buf *out, int *found, struct sb_error *e, const char *arg0, ...)
 	__attribute__((sentinel));
 
 /* A Lua script kept in the binary.
@@ -98,11 +98,11 @@ struct kv_script {
  * `sshbox run` 1 ms and 2.4 MB), and a NOSCRIPT after a restart or
  * failover costs a second round trip; the scripts are under 2 KB.  Every
  * key goes in keys[]. */
-int kv_eval(struct kv *kv, struct kv_script *script, struct kv_value *reply, struct sb_error *e,
+SB_MUST_CHECK int kv_eval(struct kv *kv, struct kv_script *script, struct kv_value *reply, struct sb_error *e,
 	    int nkeys, const char **keys, int nargs, const char **args);
 /* A script whose answer is an integer ("unexpected reply to script <name>"
  * otherwise). */
-int kv_eval_integer(struct kv *kv, struct kv_script *script, long long *out, struct sb_error *e,
+SB_MUST_CHECK int kv_eval_integer(struct kv *kv, struct kv_script *script, long long *out, struct sb_error *e,
 		    int nkeys, const char **keys, int nargs, const char **args);
 
 /* Pipelining: queue commands with kv_pipe_add, then take their replies in
@@ -113,22 +113,22 @@ int kv_eval_integer(struct kv *kv, struct kv_script *script, long long *out, str
  * issued before every reply was taken drops the connection first (the
  * next command reconnects), so replies are never handed to the wrong
  * caller. */
-int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv);
-int kv_pipe_reply(struct kv *kv, struct kv_value *reply, struct sb_error *e);
+SB_MUST_CHECK int kv_pipe_add(struct kv *kv, struct sb_error *e, int argc, const char **argv);
+SB_MUST_CHECK int kv_pipe_reply(struct kv *kv, struct kv_value *reply, struct sb_error *e);
 /* The next pipelined reply as an integer (kv_reply_integer's checks). */
-int kv_pipe_reply_integer(struct kv *kv, const char *what, long long *out, struct sb_error *e);
+SB_MUST_CHECK int kv_pipe_reply_integer(struct kv *kv, const char *what, long long *out, struct sb_error *e);
 /* A script in the pipeline (EVAL, as kv_eval). */
-int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error *e, int nkeys,
+SB_MUST_CHECK int kv_pipe_eval(struct kv *kv, const struct kv_script *script, struct sb_error *e, int nkeys,
 		 const char **keys, int nargs, const char **args);
 
 /* Reply checks: 0 and the value when the reply has that type, else
  * SB_ERR_REDIS with "Redis at X: unexpected reply to <what>: <type>". */
-int kv_reply_integer(struct kv *kv, const struct kv_value *r, const char *what, long long *out,
+SB_MUST_CHECK int kv_reply_integer(struct kv *kv, const struct kv_value *r, const char *what, long long *out,
 		     struct sb_error *e);
 int kv_unexpected(struct kv *kv, const struct kv_value *r, const char *what, struct sb_error *e);
 
 /* The server's maxmemory-policy into out (e.g. "noeviction"); locks need
  * noeviction.  SB_ERR_REDIS if CONFIG GET is refused (managed Redis). */
-int kv_maxmemory_policy(struct kv *kv, char *out, size_t outsz, struct sb_error *e);
+SB_MUST_CHECK int kv_maxmemory_policy(struct kv *kv, char *out, size_t outsz, struct sb_error *e);
 
 #endif

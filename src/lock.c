@@ -68,7 +68,7 @@ static struct kv_script holders_script = KV_SCRIPT("lock_holders",
 	"end\n"
 	"return r\n");
 
-static int check_sandbox(const char *account, const char *host, char canon[VALIDATE_HOST_MAX + 1],
+static SB_MUST_CHECK int check_sandbox(const char *account, const char *host, char canon[VALIDATE_HOST_MAX + 1],
 			 struct sb_error *e)
 {
 	int r = validate_account(account, e);
@@ -136,7 +136,7 @@ static void keyset_release(struct keyset *ks)
 	ks->ptrs = NULL;
 }
 
-static int keyset_build(struct keyset *ks, const char *account, const char *host, int slots,
+static SB_MUST_CHECK int keyset_build(struct keyset *ks, const char *account, const char *host, int slots,
 			int with_fence, const char *job_id, struct sb_error *e)
 {
 	int i, r, k;
@@ -187,7 +187,7 @@ static int64_t lease_margin(int64_t ttl_ms)
 	return m < 1000 ? 1000 : m;
 }
 
-static int make_token(char out[33], struct sb_error *e)
+static SB_MUST_CHECK int make_token(char out[33], struct sb_error *e)
 {
 	unsigned char raw[16];
 	static const char hex[] = "0123456789abcdef";
@@ -206,7 +206,7 @@ static int make_token(char out[33], struct sb_error *e)
 
 /* The stored value "token:fence:job_id", byte for byte what the acquire
  * script wrote (it formats the fence with %d, we with %lld). */
-static int lock_value(const struct lock *l, char *out, size_t outsz)
+static SB_MUST_CHECK int lock_value(const struct lock *l, char *out, size_t outsz)
 {
 	int n = snprintf(out, outsz, "%s:%lld:%s", l->token, l->fence, l->job_id);
 
@@ -379,7 +379,7 @@ out:
 
 /* "token:fence:job_id" with a 32-hex token, a positive fence and a valid
  * job_id; anything else was not written by lock_acquire. */
-static int parse_value(const char *v, size_t len, long long *fence, char job_id[65])
+static SB_MUST_CHECK int parse_value(const char *v, size_t len, long long *fence, char job_id[65])
 {
 	size_t i = 0;
 	long long f = 0;
@@ -454,7 +454,7 @@ int lock_list_holders_recv(struct kv *kv, const char *account, const char *host,
 		if (parse_value(rv->str, rv->len, &h.fence, h.job_id) != 0) {
 			char key[LOCK_KEY_MAX] = "?";
 
-			(void)lock_key_slot(key, sizeof(key), account, host, h.slot, e);
+			sb_best_effort(lock_key_slot(key, sizeof(key), account, host, h.slot, e));   /* "?" stays */
 			r = sb_error_set(e, SB_ERR_REDIS, "Redis at %s: malformed lock value in key '%s'",
 					 kv_where(kv), key);
 			goto out;

@@ -54,18 +54,18 @@ struct lock {
 #define LOCK_INIT { "", "", -1, 0, "", "", 0, 0, 0, 0 }
 
 /* Key names for a sandbox (for status, the sweeper and tests). */
-int lock_key_slot(char *out, size_t outsz, const char *account, const char *host, int slot,
+SB_MUST_CHECK int lock_key_slot(char *out, size_t outsz, const char *account, const char *host, int slot,
 		  struct sb_error *e);
-int lock_key_fence(char *out, size_t outsz, const char *account, const char *host,
+SB_MUST_CHECK int lock_key_fence(char *out, size_t outsz, const char *account, const char *host,
 		   struct sb_error *e);
 
-int lock_key_job(char *out, size_t outsz, const char *account, const char *job_id, struct sb_error *e);
+SB_MUST_CHECK int lock_key_job(char *out, size_t outsz, const char *account, const char *job_id, struct sb_error *e);
 
 /* Take the lowest free slot of 0..slots-1.  0: acquired, *out filled and
  * held; SB_ERR_EXISTS: job_id already holds a slot of this account (on any
  * sandbox); SB_ERR_UNAVAILABLE: every slot busy; SB_ERR_USAGE: a bad argument
  * (ttl_ms must be LOCK_TTL_MIN_MS..LOCK_TTL_MAX_MS); SB_ERR_REDIS. */
-int lock_acquire(struct kv *kv, const char *account, const char *host, int slots,
+SB_MUST_CHECK int lock_acquire(struct kv *kv, const char *account, const char *host, int slots,
 		 const char *job_id, int64_t ttl_ms, struct lock *out, struct sb_error *e);
 
 /* Compare-and-pexpire.  0: renewed, deadline_ms and renewed_ms moved.
@@ -73,7 +73,7 @@ int lock_acquire(struct kv *kv, const char *account, const char *host, int slots
  * deadline_ms had already passed, or the lock is not held); held becomes 0
  * and the work must stop.  SB_ERR_REDIS: unknown -- try again (the next
  * call reconnects) until deadline_ms, then treat as lost. */
-int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e);
+SB_MUST_CHECK int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e);
 
 /* Compare-and-delete.  0: released (or nothing to release: never acquired
  * or already released).  SB_ERR_NOTFOUND: the lease had already expired, or
@@ -81,7 +81,7 @@ int lock_renew(struct kv *kv, struct lock *l, struct sb_error *e);
  * the job did not hold the lock to its end.  SB_ERR_REDIS: unknown (the key
  * expires by itself; the token is kept so a retry is possible).  l->held
  * is 0 afterwards in every case. */
-int lock_unlock(struct kv *kv, struct lock *l, struct sb_error *e);
+SB_MUST_CHECK int lock_unlock(struct kv *kv, struct lock *l, struct sb_error *e);
 
 struct lock_holder {
 	int slot;
@@ -93,27 +93,27 @@ struct lock_holder {
 
 /* The held slots of a sandbox, in slot order, in one atomic read.  out has
  * room for `slots` entries; *n_out is how many are held. */
-int lock_list_holders(struct kv *kv, const char *account, const char *host, int slots,
+SB_MUST_CHECK int lock_list_holders(struct kv *kv, const char *account, const char *host, int slots,
 		      struct lock_holder *out, int *n_out, struct sb_error *e);
 /* The same in two halves, for a pipeline of many sandboxes (kv_pipe_*):
  * _send queues the query, _recv takes its reply, in the order sent. */
-int lock_list_holders_send(struct kv *kv, const char *account, const char *host, int slots,
+SB_MUST_CHECK int lock_list_holders_send(struct kv *kv, const char *account, const char *host, int slots,
 			   struct sb_error *e);
-int lock_list_holders_recv(struct kv *kv, const char *account, const char *host, int slots,
+SB_MUST_CHECK int lock_list_holders_recv(struct kv *kv, const char *account, const char *host, int slots,
 			   struct lock_holder *out, int *n_out, struct sb_error *e);
 
 /* *reserved = 1 if job_id holds a slot of any sandbox of the account (its
  * reservation key exists): one round trip, not one per sandbox.  Not
  * atomic with a later lock_acquire, which checks again. */
-int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,
+SB_MUST_CHECK int lock_job_reserved(struct kv *kv, const char *account, const char *job_id, int *reserved,
 		      struct sb_error *e);
 /* The same in two halves for a pipeline (kv_pipe_*). */
-int lock_job_reserved_send(struct kv *kv, const char *account, const char *job_id, struct sb_error *e);
-int lock_job_reserved_recv(struct kv *kv, int *reserved, struct sb_error *e);
+SB_MUST_CHECK int lock_job_reserved_send(struct kv *kv, const char *account, const char *job_id, struct sb_error *e);
+SB_MUST_CHECK int lock_job_reserved_recv(struct kv *kv, int *reserved, struct sb_error *e);
 
 /* *running = 1 if job_id holds a slot of this sandbox (duplicate job_id
  * detection; not atomic with a later lock_acquire). */
-int lock_job_running(struct kv *kv, const char *account, const char *host, int slots,
+SB_MUST_CHECK int lock_job_running(struct kv *kv, const char *account, const char *host, int slots,
 		     const char *job_id, int *running, struct sb_error *e);
 
 #endif

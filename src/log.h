@@ -6,13 +6,15 @@
 #ifndef SSHBOX_LOG_H
 #define SSHBOX_LOG_H
 
+#include "err.h"
+
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level level);
 /* Prefix each line with its UTC time (RFC 3339, ms): the daemon's log. */
 void log_set_timestamps(int on);
 /* Parse "error"/"warn"/"info"/"debug"; returns -1 when unknown. */
-int log_level_parse(const char *s);
+SB_MUST_CHECK int log_level_parse(const char *s);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

@@ -222,7 +222,7 @@ int loop_watch_child(struct loop *l, struct child *c, loop_child_fn fn, void *ct
 #ifdef SYS_pidfd_open
 		pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 		if (pidfd >= 0)
-			(void)fd_set_cloexec(pidfd);
+			sb_best_effort(fd_set_cloexec(pidfd));   /* child_start closes it in children anyway */
 #endif
 	}
 	k = &l->kids[l->nkids++];
@@ -253,7 +253,7 @@ void loop_unwatch_child(struct loop *l, struct child *c)
 		}
 }
 
-static int pfd_reserve(struct loop *l, size_t n)
+static SB_MUST_CHECK int pfd_reserve(struct loop *l, size_t n)
 {
 	struct pollfd *p;
 	struct loop_ready *r;

@@ -60,9 +60,9 @@ void loop_unwatch_child(struct loop *l, struct child *c);
  * next round, never in the same one.  Not reentrant: callbacks must not
  * call loop_run_once/loop_run.  Returns 0, SB_ERR_NOMEM, or
  * SB_ERR_INTERNAL when poll itself failed (not EINTR). */
-int loop_run_once(struct loop *l, int64_t max_wait_ms);
+SB_MUST_CHECK int loop_run_once(struct loop *l, int64_t max_wait_ms);
 /* Rounds until loop_stop() is called. */
-int loop_run(struct loop *l);
+SB_MUST_CHECK int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 int loop_stopped(const struct loop *l);
 

@@ -41,7 +41,7 @@ size_t ndjson_allocated(const struct ndjson *f)
 }
 
 /* Keep p[0..n) after what is held; the caller checked len + n <= max. */
-static int hold(struct ndjson *f, const char *p, size_t n)
+static SB_MUST_CHECK int hold(struct ndjson *f, const char *p, size_t n)
 {
 	size_t need = f->len + n;
 

@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 struct ndjson;
 
 typedef void ndjson_line_fn(void *ctx, const char *line, size_t len);
@@ -25,13 +27,13 @@ typedef void ndjson_drop_fn(void *ctx, size_t len);
 
 /* NULL when out of memory.  Nothing is allocated until a line spans two
  * chunks. */
-struct ndjson *ndjson_new(size_t max_line);
+SB_MUST_CHECK struct ndjson *ndjson_new(size_t max_line);
 void ndjson_free(struct ndjson *f);
 
 /* Split data[0..len) and call back for every line it completes.  Returns 0,
  * or SB_ERR_NOMEM when the unfinished tail could not be kept: that line is
  * then reported through on_drop when it ends, and framing goes on. */
-int ndjson_feed(struct ndjson *f, const void *data, size_t len, ndjson_line_fn *on_line,
+SB_MUST_CHECK int ndjson_feed(struct ndjson *f, const void *data, size_t len, ndjson_line_fn *on_line,
 		ndjson_drop_fn *on_drop, void *ctx);
 /* End of input: an unfinished last line (one without '\n') is still a line
  * (or a drop, if over-long).  The framer is then empty and can be reused. */

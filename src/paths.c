@@ -7,9 +7,9 @@
 #include "digest.h"
 #include "fsutil.h"
 
-static int socket_path(struct buf *out, struct sb_error *e);
+static SB_MUST_CHECK int socket_path(struct buf *out, struct sb_error *e);
 
-static int sub(const char *state, const char *rest, struct buf *out)
+static SB_MUST_CHECK int sub(const char *state, const char *rest, struct buf *out)
 {
 	buf_reset(out);
 	return buf_printf(out, "%s/%s", state, rest);
@@ -26,7 +26,7 @@ int paths_agent_sock(const char *state, const char *account, struct buf *out, st
 	return socket_path(out, e);
 }
 
-static int socket_path(struct buf *out, struct sb_error *e)
+static SB_MUST_CHECK int socket_path(struct buf *out, struct sb_error *e)
 {
 	if (out->len > PATHS_SOCKET_MAX)
 		return sb_error_set(e, SB_ERR_USAGE, "agent socket path '%s' longer than %d bytes: use a shorter state_dir",

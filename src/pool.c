@@ -49,7 +49,7 @@ static struct kv_script unhealthy_script = KV_SCRIPT("pool_unhealthy",
 	"redis.call('PEXPIRE', KEYS[1], string.format('%d', ms))\n"
 	"return ms\n");
 
-static int queue_keys(const char *account, char q[KEY_MAX], char alive[KEY_MAX], char seq[KEY_MAX],
+static SB_MUST_CHECK int queue_keys(const char *account, char q[KEY_MAX], char alive[KEY_MAX], char seq[KEY_MAX],
 		      struct sb_error *e)
 {
 	int r = validate_account(account, e);
@@ -62,7 +62,7 @@ static int queue_keys(const char *account, char q[KEY_MAX], char alive[KEY_MAX],
 	return 0;
 }
 
-static int poll_send(struct kv *kv, const char *account, const char *member, struct sb_error *e)
+static SB_MUST_CHECK int poll_send(struct kv *kv, const char *account, const char *member, struct sb_error *e)
 {
 	char q[KEY_MAX], alive[KEY_MAX], seq[KEY_MAX], ttl[16];
 	const char *keys[2], *args[2];
@@ -78,7 +78,7 @@ static int poll_send(struct kv *kv, const char *account, const char *member, str
 	return kv_pipe_eval(kv, &poll_script, e, 2, keys, 2, args);
 }
 
-static int poll_recv(struct kv *kv, long long *rank, long long *len, struct sb_error *e)
+static SB_MUST_CHECK int poll_recv(struct kv *kv, long long *rank, long long *len, struct sb_error *e)
 {
 	struct kv_value reply = KV_VALUE_INIT;
 	int r;
@@ -98,7 +98,7 @@ static int poll_recv(struct kv *kv, long long *rank, long long *len, struct sb_e
 	return r;
 }
 
-static int run_poll(struct kv *kv, const char *account, const char *member, long long *rank, long long *len,
+static SB_MUST_CHECK int run_poll(struct kv *kv, const char *account, const char *member, long long *rank, long long *len,
 		    struct sb_error *e)
 {
 	int r = poll_send(kv, account, member, e);
@@ -180,7 +180,7 @@ int pool_leave(struct kv *kv, const char *account, struct pool_ticket *t, struct
 	return kv_cmd(kv, NULL, e, "ZREM", alive, t->member, NULL);
 }
 
-static int health_keys(const char *account, const char *host, char h[KEY_MAX], char f[KEY_MAX],
+static SB_MUST_CHECK int health_keys(const char *account, const char *host, char h[KEY_MAX], char f[KEY_MAX],
 		       struct sb_error *e)
 {
 	char canon[VALIDATE_HOST_MAX + 1];
@@ -285,7 +285,7 @@ int pool_mark_healthy(struct kv *kv, const char *account, const char *host, stru
 	return kv_cmd(kv, NULL, e, "DEL", hk, fk, NULL);
 }
 
-static int repos_key(const char *account, const char *host, char out[KEY_MAX], struct sb_error *e)
+static SB_MUST_CHECK int repos_key(const char *account, const char *host, char out[KEY_MAX], struct sb_error *e)
 {
 	char canon[VALIDATE_HOST_MAX + 1];
 	int r;

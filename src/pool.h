@@ -34,17 +34,17 @@ struct pool_ticket {
 #define POOL_TICKET_INIT { "", 0, 0 }
 
 /* Live waiters of the account (stale ones are removed first). */
-int pool_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e);
+SB_MUST_CHECK int pool_queue_len(struct kv *kv, const char *account, long long *len, struct sb_error *e);
 /* The same in two halves for a pipeline (kv_pipe_*). */
-int pool_queue_len_send(struct kv *kv, const char *account, struct sb_error *e);
-int pool_queue_len_recv(struct kv *kv, long long *len, struct sb_error *e);
-int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct pool_ticket *t,
+SB_MUST_CHECK int pool_queue_len_send(struct kv *kv, const char *account, struct sb_error *e);
+SB_MUST_CHECK int pool_queue_len_recv(struct kv *kv, long long *len, struct sb_error *e);
+SB_MUST_CHECK int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct pool_ticket *t,
 		  struct sb_error *e);
 /* Refresh our entry and read our rank (0 = first).  *rank = -1 when our
  * entry had expired (we were too slow): enqueue again. */
-int pool_poll(struct kv *kv, const char *account, struct pool_ticket *t, long long *rank,
+SB_MUST_CHECK int pool_poll(struct kv *kv, const char *account, struct pool_ticket *t, long long *rank,
 	       struct sb_error *e);
-int pool_leave(struct kv *kv, const char *account, struct pool_ticket *t, struct sb_error *e);
+SB_MUST_CHECK int pool_leave(struct kv *kv, const char *account, struct pool_ticket *t, struct sb_error *e);
 
 struct pool_health {
 	int unhealthy;
@@ -53,17 +53,17 @@ struct pool_health {
 	long long retry_in_ms; /* until it is tried again */
 	char reason[256];
 };
-int pool_health_get(struct kv *kv, const char *account, const char *host, struct pool_health *h,
+SB_MUST_CHECK int pool_health_get(struct kv *kv, const char *account, const char *host, struct pool_health *h,
 		     struct sb_error *e);
 /* The same in two halves for a pipeline over many sandboxes (kv_pipe_*):
  * _send queues the queries, _recv takes their replies, in the order sent. */
-int pool_health_send(struct kv *kv, const char *account, const char *host, struct sb_error *e);
-int pool_health_recv(struct kv *kv, struct pool_health *h, struct sb_error *e);
+SB_MUST_CHECK int pool_health_send(struct kv *kv, const char *account, const char *host, struct sb_error *e);
+SB_MUST_CHECK int pool_health_recv(struct kv *kv, struct pool_health *h, struct sb_error *e);
 /* A connection failure: unhealthy for the next backoff period. */
-int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
+SB_MUST_CHECK int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, const char *reason,
 			 struct sb_error *e);
 /* A connection worked: forget the failures. */
-int pool_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e);
+SB_MUST_CHECK int pool_mark_healthy(struct kv *kv, const char *account, const char *host, struct sb_error *e);
 
 /* Which repository caches a sandbox holds (sshbox:{<account>:<host>}:repos,
  * a set of paths_repo_key() names): the scheduler prefers a sandbox that
@@ -71,12 +71,12 @@ int pool_mark_healthy(struct kv *kv, const char *account, const char *host, stru
  * TTL; registry_sandbox_remove deletes it with the sandbox (a re-added host
  * may be a fresh machine without those caches). */
 #define POOL_KEY_REPOS_FMT "sshbox:{%s:%s}:repos"
-int pool_note_repo(struct kv *kv, const char *account, const char *host, const char *repo_key,
+SB_MUST_CHECK int pool_note_repo(struct kv *kv, const char *account, const char *host, const char *repo_key,
 		   struct sb_error *e);
-int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,
+SB_MUST_CHECK int pool_has_repo(struct kv *kv, const char *account, const char *host, const char *repo_key, int *has,
 		  struct sb_error *e);
-int pool_has_repo_send(struct kv *kv, const char *account, const char *host, const char *repo_key,
+SB_MUST_CHECK int pool_has_repo_send(struct kv *kv, const char *account, const char *host, const char *repo_key,
 		       struct sb_error *e);
-int pool_has_repo_recv(struct kv *kv, int *has, struct sb_error *e);
+SB_MUST_CHECK int pool_has_repo_recv(struct kv *kv, int *has, struct sb_error *e);
 
 #endif

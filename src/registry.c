@@ -88,7 +88,7 @@ static struct kv_script remove_script = KV_SCRIPT("registry_sandbox_remove",
 
 /* ---- key names ---- */
 
-static int fmt_key(size_t outsz, struct sb_error *e, int n)
+static SB_MUST_CHECK int fmt_key(size_t outsz, struct sb_error *e, int n)
 {
 	if (n < 0 || (size_t)n >= outsz)
 		return sb_error_set(e, SB_ERR_INTERNAL, "registry key name too long");
@@ -140,7 +140,7 @@ static const struct kv_value *field_get(const struct fields *f, const char *name
 	return kv_value_field(f->r, name);
 }
 
-static int check_hgetall(struct kv *kv, const struct kv_value *r, const char *key, struct sb_error *e)
+static SB_MUST_CHECK int check_hgetall(struct kv *kv, const struct kv_value *r, const char *key, struct sb_error *e)
 {
 	size_t i;
 
@@ -153,7 +153,7 @@ static int check_hgetall(struct kv *kv, const struct kv_value *r, const char *ke
 }
 
 /* Copy a field as a C string: present, no NUL byte, at most max bytes. */
-static int field_str(const struct fields *f, const char *name, size_t max, char **out,
+static SB_MUST_CHECK int field_str(const struct fields *f, const char *name, size_t max, char **out,
 		     struct sb_error *e)
 {
 	const struct kv_value *v = field_get(f, name);
@@ -171,12 +171,12 @@ static int field_str(const struct fields *f, const char *name, size_t max, char 
 }
 
 /* Turn a validate_*() failure into "Redis record 'k': invalid ...". */
-static int bad_field(const struct fields *f, const struct sb_error *sub, struct sb_error *e)
+static SB_MUST_CHECK int bad_field(const struct fields *f, const struct sb_error *sub, struct sb_error *e)
 {
 	return sb_error_set(e, SB_ERR_REDIS, "Redis record '%s': %s", f->key, sub->msg);
 }
 
-static int field_checked(const struct fields *f, const char *name, size_t max,
+static SB_MUST_CHECK int field_checked(const struct fields *f, const char *name, size_t max,
 			 int (*check)(const char *, struct sb_error *), char **out, struct sb_error *e)
 {
 	struct sb_error sub = SB_ERROR_INIT;
@@ -193,7 +193,7 @@ static int field_checked(const struct fields *f, const char *name, size_t max,
 }
 
 /* Non-negative decimal, at most 18 digits. */
-static int parse_ll(const char *s, size_t len, long long *out)
+static SB_MUST_CHECK int parse_ll(const char *s, size_t len, long long *out)
 {
 	size_t i;
 	long long n = 0;
@@ -209,7 +209,7 @@ static int parse_ll(const char *s, size_t len, long long *out)
 	return 0;
 }
 
-static int field_ll(const struct fields *f, const char *name, long long *out, struct sb_error *e)
+static SB_MUST_CHECK int field_ll(const struct fields *f, const char *name, long long *out, struct sb_error *e)
 {
 	const struct kv_value *v = field_get(f, name);
 
@@ -221,7 +221,7 @@ static int field_ll(const struct fields *f, const char *name, long long *out, st
 }
 
 /* Printable ASCII without spaces: 1 if every byte of v is. */
-static int all_graph(const char *v)
+static SB_MUST_CHECK int all_graph(const char *v)
 {
 	for (; *v; v++)
 		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f)
@@ -230,7 +230,7 @@ static int all_graph(const char *v)
 }
 
 /* Opaque token: printable ASCII without spaces. */
-static int check_token(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_token(const char *v, struct sb_error *e)
 {
 	if (!*v)
 		return sb_error_set(e, SB_ERR_USAGE, "invalid key token: empty");
@@ -239,7 +239,7 @@ static int check_token(const char *v, struct sb_error *e)
 	return 0;
 }
 
-static int check_fingerprint(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_fingerprint(const char *v, struct sb_error *e)
 {
 	char echo[VALIDATE_ECHO_SIZE];
 	size_t n = strlen(v);
@@ -253,7 +253,7 @@ static int check_fingerprint(const char *v, struct sb_error *e)
 	return 0;
 }
 
-static int check_key_type(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_key_type(const char *v, struct sb_error *e)
 {
 	char echo[VALIDATE_ECHO_SIZE];
 	size_t i, n = strlen(v);
@@ -272,7 +272,7 @@ static int check_key_type(const char *v, struct sb_error *e)
 	return 0;
 }
 
-static int check_state(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_state(const char *v, struct sb_error *e)
 {
 	char echo[VALIDATE_ECHO_SIZE];
 
@@ -449,13 +449,13 @@ void registry_names_free(char **names, size_t n)
 	free(names);
 }
 
-static int cmp_str(const void *a, const void *b)
+static SB_MUST_CHECK int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* SMEMBERS key, each member checked by check() (when not NULL), sorted. */
-static int smembers_sorted(struct kv *kv, const char *key, int (*check)(const char *, struct sb_error *),
+static SB_MUST_CHECK int smembers_sorted(struct kv *kv, const char *key, int (*check)(const char *, struct sb_error *),
 			   char ***names, size_t *n, struct sb_error *e)
 {
 	struct kv_value reply = KV_VALUE_INIT;
@@ -539,7 +539,7 @@ void sandbox_rec_free_array(struct sandbox_rec *recs, size_t n)
 }
 
 /* Only a canonical host is a valid stored host name. */
-static int check_canonical_host(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_canonical_host(const char *v, struct sb_error *e)
 {
 	char canon[VALIDATE_HOST_MAX + 1], echo[VALIDATE_ECHO_SIZE];
 	int r = validate_host_canonical(v, canon, sizeof(canon), e);
@@ -552,23 +552,23 @@ static int check_canonical_host(const char *v, struct sb_error *e)
 	return 0;
 }
 
-static int check_sandbox_state(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_sandbox_state(const char *v, struct sb_error *e)
 {
 	return check_state(v, e);
 }
 
-static int check_port_str(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_port_str(const char *v, struct sb_error *e)
 {
 	return validate_port(v, e);
 }
 
-static int check_slots_str(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_slots_str(const char *v, struct sb_error *e)
 {
 	return validate_slots(v, e);
 }
 
 /* Fill rec from a HGETALL reply of key; every field validated. */
-static int sandbox_from_reply(const struct kv_value *reply, const char *key, const char *account,
+static SB_MUST_CHECK int sandbox_from_reply(const struct kv_value *reply, const char *key, const char *account,
 			      const char *host, struct sandbox_rec *out, struct sb_error *e)
 {
 	struct sandbox_rec rec = SANDBOX_REC_INIT;
@@ -594,8 +594,10 @@ static int sandbox_from_reply(const struct kv_value *reply, const char *key, con
 		r = sb_error_set(e, SB_ERR_REDIS, "Redis record '%s': field 'host' does not match the key", key);
 		goto out;
 	}
-	validate_port_parse(port, &rec.port, NULL);
-	validate_slots_parse(slots, &rec.slots, NULL);
+	if (validate_port_parse(port, &rec.port, NULL) != 0 || validate_slots_parse(slots, &rec.slots, NULL) != 0) {
+		r = sb_error_set(e, SB_ERR_REDIS, "Redis record '%s': field 'port' or 'slots' is invalid", key);
+		goto out;
+	}
 	*out = rec;
 	rec = (struct sandbox_rec)SANDBOX_REC_INIT;
 out:
@@ -670,7 +672,10 @@ int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb
 	keys[2] = REGISTRY_KEY_ACCOUNTS;
 	keys[3] = REGISTRY_KEY_VERSION;
 	keys[4] = REGISTRY_KEY_ALIASES;
-	paths_alias(rec->account, canon, &alias);
+	if (paths_alias(rec->account, canon, &alias) != 0) {
+		buf_release(&alias);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
 	args[n++] = canon;
 	args[n++] = rec->account;
 	args[n++] = buf_cstr(&alias);
@@ -845,7 +850,10 @@ int registry_sandbox_remove(struct kv *kv, const char *account, const char *host
 	if ((r = fmt_key(sizeof(k_repos), e, snprintf(k_repos, sizeof(k_repos), POOL_KEY_REPOS_FMT, account, canon))))
 		return r;
 	keys[6] = k_repos;
-	paths_alias(account, canon, &alias);
+	if (paths_alias(account, canon, &alias) != 0) {
+		buf_release(&alias);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
 	args[0] = canon;
 	args[1] = account;
 	args[2] = buf_cstr(&alias);

@@ -49,9 +49,9 @@
 
 #define REGISTRY_TOKEN_MAX 65536      /* bound on a stored Fernet token */
 
-int registry_key_account(char *out, size_t outsz, const char *account, struct sb_error *e);
-int registry_key_account_sandboxes(char *out, size_t outsz, const char *account, struct sb_error *e);
-int registry_key_sandbox(char *out, size_t outsz, const char *account, const char *host,
+SB_MUST_CHECK int registry_key_account(char *out, size_t outsz, const char *account, struct sb_error *e);
+SB_MUST_CHECK int registry_key_account_sandboxes(char *out, size_t outsz, const char *account, struct sb_error *e);
+SB_MUST_CHECK int registry_key_sandbox(char *out, size_t outsz, const char *account, const char *host,
 			 struct sb_error *e);
 
 /* ---- accounts ---- */
@@ -68,7 +68,7 @@ struct account_rec {
 #define ACCOUNT_REC_INIT { NULL, NULL, NULL, NULL, NULL, 0, 0, 0 }
 
 /* SB_ERR_NOTFOUND "no key stored for account 'a'" when there is none. */
-int registry_account_get(struct kv *kv, const char *account, struct account_rec *out,
+SB_MUST_CHECK int registry_account_get(struct kv *kv, const char *account, struct account_rec *out,
 			 struct sb_error *e);
 
 /* Store a key: rec->account, key_token, public_key, fingerprint, key_type
@@ -80,19 +80,19 @@ int registry_account_get(struct kv *kv, const char *account, struct account_rec 
  *    n  the stored key_version must be n ("key rotate" after reading n)
  * A mismatch is SB_ERR_EXISTS naming the account.  *new_version (may be
  * NULL) gets the new key_version. */
-int registry_account_put_key(struct kv *kv, const struct account_rec *rec, long long expect_version,
+SB_MUST_CHECK int registry_account_put_key(struct kv *kv, const struct account_rec *rec, long long expect_version,
 			     long long *new_version, struct sb_error *e);
 
 /* Replace only key_token (Fernet re-encryption: same key, new ciphertext;
  * key_version is unchanged) if key_version is still expect_version, else
  * SB_ERR_EXISTS; SB_ERR_NOTFOUND if there is no key.  Bumps the registry
  * version. */
-int registry_account_set_token(struct kv *kv, const char *account, long long expect_version,
+SB_MUST_CHECK int registry_account_set_token(struct kv *kv, const char *account, long long expect_version,
 			       const char *key_token, struct sb_error *e);
 
 /* Every account name in sshbox:accounts, sorted; free with
  * registry_names_free. */
-int registry_account_list(struct kv *kv, char ***names, size_t *n, struct sb_error *e);
+SB_MUST_CHECK int registry_account_list(struct kv *kv, char ***names, size_t *n, struct sb_error *e);
 void registry_names_free(char **names, size_t n);
 
 /* Free the contents (the token is wiped); the struct becomes ACCOUNT_REC_INIT. */
@@ -119,22 +119,22 @@ struct sandbox_rec {
  * (also when another account's sandbox has the same ssh alias),
  * else write the hash, add the host to the account's set and the account to
  * sshbox:accounts, bump the version. */
-int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb_error *e);
+SB_MUST_CHECK int registry_sandbox_add(struct kv *kv, const struct sandbox_rec *rec, struct sb_error *e);
 
 /* SB_ERR_NOTFOUND "sandbox 'h' is not registered for account 'a'". */
-int registry_sandbox_get(struct kv *kv, const char *account, const char *host,
+SB_MUST_CHECK int registry_sandbox_get(struct kv *kv, const char *account, const char *host,
 			 struct sandbox_rec *out, struct sb_error *e);
 
 /* All sandboxes of account, or of every account when account is NULL,
  * sorted by account then host.  *out is an array of *n records: free with
  * sandbox_rec_free_array.  A record that vanishes while listing is
  * skipped; one that fails validation fails the call. */
-int registry_sandbox_list(struct kv *kv, const char *account, struct sandbox_rec **out, size_t *n,
+SB_MUST_CHECK int registry_sandbox_list(struct kv *kv, const char *account, struct sandbox_rec **out, size_t *n,
 			  struct sb_error *e);
 
 /* state: one of REGISTRY_STATE_*.  SB_ERR_NOTFOUND if absent; bumps the
  * version (also when the state does not change). */
-int registry_sandbox_set_state(struct kv *kv, const char *account, const char *host,
+SB_MUST_CHECK int registry_sandbox_set_state(struct kv *kv, const char *account, const char *host,
 			       const char *state, struct sb_error *e);
 
 /* Delete the hash, the set member, the alias and the sandbox's
@@ -142,13 +142,13 @@ int registry_sandbox_set_state(struct kv *kv, const char *account, const char *h
  * sshbox:accounts when it has neither key nor sandboxes left; bump the
  * version.  SB_ERR_NOTFOUND if absent.  Does not look at slot locks:
  * running jobs keep running (the caller decides whether to refuse). */
-int registry_sandbox_remove(struct kv *kv, const char *account, const char *host,
+SB_MUST_CHECK int registry_sandbox_remove(struct kv *kv, const char *account, const char *host,
 			    struct sb_error *e);
 
 void sandbox_rec_release(struct sandbox_rec *rec);
 void sandbox_rec_free_array(struct sandbox_rec *recs, size_t n);
 
 /* The registry version counter (0 when never changed). */
-int registry_version(struct kv *kv, long long *out, struct sb_error *e);
+SB_MUST_CHECK int registry_version(struct kv *kv, long long *out, struct sb_error *e);
 
 #endif

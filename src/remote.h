@@ -85,10 +85,11 @@ struct remote_params {
 /* The constant remote command (one argv word after the alias). */
 const char *remote_bootstrap(void);
 /* Append "<len>\n<script>" for p to out. */
-int remote_script(struct buf *out, const struct remote_params *p);
+SB_MUST_CHECK int remote_script(struct buf *out, const struct remote_params *p);
 /* Append one length-prefixed secret. */
-int remote_put_blob(struct buf *out, const char *data, size_t len);
-/* Append the shell-quoted form of s ('...' with ' escaped). */
+SB_MUST_CHECK int remote_put_blob(struct buf *out, const char *data, size_t len);
+/* Append the shell-quoted form of s ('...' with ' escaped); a builder
+ * (buf.h): a failure is also recorded in out. */
 int remote_quote(struct buf *out, const char *s);
 
 #endif

@@ -48,7 +48,7 @@ static void round_end(struct schedule *s)
 {
 	if (s->ticket.queued) {
 		struct sb_error ignored = SB_ERROR_INIT;
-		(void)pool_leave(s->kv, s->req.account, &s->ticket, &ignored);
+		sb_best_effort(pool_leave(s->kv, s->req.account, &s->ticket, &ignored));   /* else the entry lapses */
 	}
 	sandbox_rec_free_array(s->cands, s->nc);
 	s->cands = NULL;
@@ -72,7 +72,7 @@ int64_t schedule_retry_ms(void)
 	return RETRY_MIN_MS + random() % (RETRY_MAX_MS - RETRY_MIN_MS);
 }
 
-static int is_excluded(const struct schedule *s, const char *host)
+static SB_MUST_CHECK int is_excluded(const struct schedule *s, const char *host)
 {
 	size_t i;
 
@@ -85,7 +85,7 @@ static int is_excluded(const struct schedule *s, const char *host)
 /* A job_id runs once per account: one look at its reservation (and only
  * when it is taken a look per sandbox to say where); the queue's length
  * comes in the same round trip. */
-static int check_unique(struct schedule *s, const struct sandbox_rec *all, size_t n, struct sb_error *e)
+static SB_MUST_CHECK int check_unique(struct schedule *s, const struct sandbox_rec *all, size_t n, struct sb_error *e)
 {
 	const struct schedule_req *q = &s->req;
 	int r, reserved = 0;
@@ -112,7 +112,7 @@ static int check_unique(struct schedule *s, const struct sandbox_rec *all, size_
 }
 
 /* The round's candidates from the registry. */
-static int load(struct schedule *s, struct sb_error *e)
+static SB_MUST_CHECK int load(struct schedule *s, struct sb_error *e)
 {
 	const struct schedule_req *q = &s->req;
 	struct sandbox_rec *all = NULL;
@@ -155,7 +155,7 @@ out:
 	return r;
 }
 
-static int by_load(const void *a, const void *b)
+static SB_MUST_CHECK int by_load(const void *a, const void *b)
 {
 	const int *x = a, *y = b;
 
@@ -165,7 +165,7 @@ static int by_load(const void *a, const void *b)
 /* Try the healthy candidates, least loaded first, when our place in the
  * queue (rank, -1 = not queued) is within the free slots; 0 when a slot was
  * taken.  *all_unhealthy tells why nothing could be tried. */
-static int try_acquire(struct schedule *s, long long rank, struct sandbox_rec *sbx, struct lock *lock,
+static SB_MUST_CHECK int try_acquire(struct schedule *s, long long rank, struct sandbox_rec *sbx, struct lock *lock,
 		       int *all_unhealthy, struct sb_error *e)
 {
 	const char *repo_key = s->req.repo_key && *s->req.repo_key ? s->req.repo_key : NULL;
@@ -231,7 +231,7 @@ out:
 	return r;
 }
 
-static int wait_over(const struct schedule *s, int all_unhealthy, struct sb_error *e)
+static SB_MUST_CHECK int wait_over(const struct schedule *s, int all_unhealthy, struct sb_error *e)
 {
 	const struct schedule_req *q = &s->req;
 
@@ -292,8 +292,8 @@ int schedule_exclude(struct schedule *s, struct sandbox_rec *sbx, struct lock *l
 	char **grown = realloc(s->excluded, (s->n_excluded + 1) * sizeof(*grown));
 	int r = 0;
 
-	(void)lock_unlock(s->kv, lock, &ignored);
-	(void)pool_mark_unhealthy(s->kv, sbx->account, sbx->host, why->msg, &ignored);
+	sb_best_effort(lock_unlock(s->kv, lock, &ignored));   /* else the lease runs out */
+	sb_best_effort(pool_mark_unhealthy(s->kv, sbx->account, sbx->host, why->msg, &ignored));   /* a hint to other jobs */
 	log_warn("%s; trying another sandbox", why->msg);
 	snprintf(s->last_why, sizeof(s->last_why), "%s", why->msg);
 	if (!grown)

@@ -27,8 +27,8 @@ int ssh_argv_start(struct strvec *argv, const struct ssh_target *t)
 	struct buf p = BUF_INIT;
 	int r;
 
-	paths_ssh_config(t->cfg->state_dir, &p);
-	r = strvec_push(argv, SSH_BIN);
+	r = paths_ssh_config(t->cfg->state_dir, &p);
+	if (!r) r = strvec_push(argv, SSH_BIN);
 	if (!r) r = strvec_push(argv, "-F");
 	if (!r) r = strvec_push(argv, p.data);
 	if (!r && t->agent_sock)
@@ -52,7 +52,7 @@ int ssh_argv_finish(struct strvec *argv, const struct ssh_target *t, const char 
 
 /* `ssh -O <op>` against t's ControlPath under CHECK_TIMEOUT_MS; its stderr
  * (where -O check prints the pid) into err when not NULL. */
-static int control_op(const struct ssh_target *t, const char *op, struct buf *err, int *code, struct sb_error *e)
+static SB_MUST_CHECK int control_op(const struct ssh_target *t, const char *op, struct buf *err, int *code, struct sb_error *e)
 {
 	struct strvec argv = STRVEC_INIT;
 	struct child_run_opts o = { NULL, "/", 1, 0, CHECK_TIMEOUT_MS };
@@ -71,10 +71,11 @@ static int control_op(const struct ssh_target *t, const char *op, struct buf *er
 /* <state>/lock/<digest><suffix>: the files that go with the master at a
  * ControlPath — .lock (opening it), .pid (the pid of the master we opened:
  * ssh -f forks, so only -O check can tell it), .ok (the supervisor's vouch). */
-static int master_file(const struct ssh_target *t, const char *suffix, struct buf *out)
+static SB_MUST_CHECK int master_file(const struct ssh_target *t, const char *suffix, struct buf *out)
 {
-	paths_lock(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, out);
-	return buf_puts(out, suffix);
+	int r = paths_lock(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, out);
+
+	return r ? r : buf_puts(out, suffix);
 }
 
 static void record_master_pid(const struct ssh_target *t)
@@ -90,9 +91,9 @@ static void record_master_pid(const struct ssh_target *t)
 		char line[32];
 		int n = snprintf(line, sizeof(line), "%ld\n", pid);
 
-		(void)master_file(t, ".pid", &pf);
-		if (pid > 0)
-			(void)fs_write_atomic(pf.data, line, (size_t)n, 0600, NULL);
+		if (pid > 0 && master_file(t, ".pid", &pf) == 0)
+			/* without it a wedged master is unlinked, not killed */
+			sb_best_effort(fs_write_atomic(pf.data, line, (size_t)n, 0600, NULL));
 	}
 	buf_release(&err);
 	buf_release(&pf);
@@ -109,8 +110,7 @@ static void kill_wedged_master(const struct ssh_target *t)
 	int has_path = 0, is_master = 0;
 	long pid;
 
-	(void)master_file(t, ".pid", &pf);
-	if (fs_read_file(pf.data, &pidtxt, 64, NULL) != 0 || (pid = strtol(buf_cstr(&pidtxt), NULL, 10)) <= 0)
+	if (master_file(t, ".pid", &pf) != 0 || fs_read_file(pf.data, &pidtxt, 64, NULL) != 0 || (pid = strtol(buf_cstr(&pidtxt), NULL, 10)) <= 0)
 		goto out;
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
 	snprintf(want, sizeof(want), "-oControlPath=%s", t->control_path);
@@ -226,8 +226,7 @@ int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *
 	if ((r = ssh_master_check(t, &alive, e)) != 0 || alive)
 		goto out;
 	(void)unlink(t->control_path);   /* stale socket of a killed master */
-	paths_log(t->cfg->state_dir, digest, &logp);
-	if (buf_puts(&logp, ".log") < 0) {
+	if (paths_log(t->cfg->state_dir, digest, &logp) != 0 || buf_puts(&logp, ".log") < 0) {
 		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -303,7 +302,12 @@ void ssh_master_vouch(const struct ssh_target *t, int ok)
 {
 	struct buf p = BUF_INIT;
 
-	(void)master_file(t, ".ok", &p);
+	if (master_file(t, ".ok", &p) != 0) {
+		/* out of memory: nothing touched; a vouch not renewed ages out
+		 * within two health periods */
+		buf_release(&p);
+		return;
+	}
 	if (ok) {
 		/* a touch: only the time matters, and nothing needs syncing */
 		int fd = open(p.data, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -325,8 +329,7 @@ int ssh_master_vouched(const struct ssh_target *t, int64_t max_age_ms)
 	int64_t age;
 	int ok = 0;
 
-	(void)master_file(t, ".ok", &p);
-	if (stat(p.data, &st) == 0 && access(t->control_path, F_OK) == 0 &&
+	if (master_file(t, ".ok", &p) == 0 && stat(p.data, &st) == 0 && access(t->control_path, F_OK) == 0 &&
 	    clock_gettime(CLOCK_REALTIME, &now) == 0) {
 		age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000 + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
 		ok = age >= 0 && age <= max_age_ms;
@@ -338,7 +341,7 @@ int ssh_master_vouched(const struct ssh_target *t, int64_t max_age_ms)
 /* ---- non-blocking twins (ssh.h) ---- */
 
 /* Start argv in c: own session, cwd /, stdin and stderr /dev/null. */
-static int start_argv(struct strvec *argv, struct child *c, int capture, struct sb_error *e)
+static SB_MUST_CHECK int start_argv(struct strvec *argv, struct child *c, int capture, struct sb_error *e)
 {
 	int r;
 
@@ -350,8 +353,12 @@ static int start_argv(struct strvec *argv, struct child *c, int capture, struct 
 	c->out = capture ? CHILD_PIPE : CHILD_NULL;
 	c->err = CHILD_NULL;
 	r = child_start(c, e);
-	if (!r && c->out_fd >= 0)
-		(void)fd_set_nonblock(c->out_fd);
+	if (!r && c->out_fd >= 0 && fd_set_nonblock(c->out_fd) != 0) {
+		child_signal(c, SIGKILL);
+		child_close_fds(c);
+		sb_best_effort(child_wait(c, clock_deadline_in(0), 1000));   /* killed: it ends */
+		r = sb_error_set(e, SB_ERR_IO, "cannot read ssh's output without blocking");
+	}
 	strvec_clear(argv);
 	return r;
 }
@@ -390,7 +397,7 @@ int64_t ssh_master_open_timeout_ms(const struct ssh_target *t)
 }
 
 /* Somebody listens on the socket at path (a master answered connect). */
-static int sock_listening(const char *path)
+static SB_MUST_CHECK int sock_listening(const char *path)
 {
 	struct sockaddr_un sa;
 	int fd, ok;
@@ -434,8 +441,7 @@ int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct chil
 		goto out;
 	}
 	(void)unlink(t->control_path);   /* stale socket of a killed master */
-	paths_log(t->cfg->state_dir, digest, &logp);
-	if (buf_puts(&logp, ".log") < 0) {
+	if (paths_log(t->cfg->state_dir, digest, &logp) != 0 || buf_puts(&logp, ".log") < 0) {
 		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -472,8 +478,8 @@ int ssh_master_open_finish(const struct ssh_target *t, struct child *c, int time
 		r = sb_error_set(e, SB_ERR_TRANSPORT, "cannot connect to sandbox '%s': no answer within %lld s",
 				 t->host, (long long)ssh_master_open_timeout_ms(t) / 1000);
 	} else if (code != 0) {
-		paths_log(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, &logp);
-		if (buf_puts(&logp, ".log") < 0)
+		if (paths_log(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, &logp) != 0 ||
+		    buf_puts(&logp, ".log") < 0)
 			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 		else
 			r = ssh_classify_failure(t, logp.data, code, e);

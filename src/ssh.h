@@ -30,17 +30,17 @@ struct ssh_target {
 
 /* Push "ssh -F <cfg> [-o IdentityAgent=...]" — the caller adds its own -o
  * options, then ssh_argv_finish() adds "-- alias [cmd]". */
-int ssh_argv_start(struct strvec *argv, const struct ssh_target *t);
-int ssh_argv_finish(struct strvec *argv, const struct ssh_target *t, const char *cmd);
+SB_MUST_CHECK int ssh_argv_start(struct strvec *argv, const struct ssh_target *t);
+SB_MUST_CHECK int ssh_argv_finish(struct strvec *argv, const struct ssh_target *t, const char *cmd);
 /* `ssh -O check`: *alive = 1 when a master answers. */
-int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e);
+SB_MUST_CHECK int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e);
 /* Make sure a master is up (open one under the ControlPath's flock when
  * not).  Failures are classified: SB_ERR_HOSTKEY for a host key mismatch,
  * SB_ERR_TRANSPORT otherwise, each with ssh's own reason in the sentence. */
-int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e);
+SB_MUST_CHECK int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e);
 /* The same with its own ControlPersist: seconds, or < 0 for "yes" (the
  * supervisor's masters live until it stops them). */
-int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *e);
+SB_MUST_CHECK int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *e);
 /* The supervisor vouches for a master it has just checked (ok = 1), or
  * withdraws (ok = 0); a job may then skip its own -O check while the
  * vouch is younger than max_age_ms and the socket is there. */
@@ -48,12 +48,12 @@ void ssh_master_vouch(const struct ssh_target *t, int ok);
 int ssh_master_vouched(const struct ssh_target *t, int64_t max_age_ms);
 /* `ssh -O stop`: the master takes no new sessions and exits when its last
  * one ends (never `-O exit`, which would cut running jobs). */
-int ssh_master_stop(const struct ssh_target *t, struct sb_error *e);
+SB_MUST_CHECK int ssh_master_stop(const struct ssh_target *t, struct sb_error *e);
 /* One session running cmd (no secrets in it: it is argv on both hosts),
  * in on its stdin, its stdout into out (may be NULL), under timeout_ms.
  * SB_ERR_TRANSPORT when ssh itself failed (255) or the deadline passed;
  * else *exit_code is the remote command's status. */
-int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t in_len, struct buf *out,
+SB_MUST_CHECK int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t in_len, struct buf *out,
 	     int64_t timeout_ms, int *exit_code, struct sb_error *e);
 /* Non-blocking twins for a process with an event loop (the supervisor).
  * Each _start runs the same ssh as its synchronous version in c (its own
@@ -65,22 +65,22 @@ int ssh_exec(const struct ssh_target *t, const char *cmd, const char *in, size_t
  * it). */
 #define SSH_CONTROL_TIMEOUT_MS 5000
 /* 1: no socket, nothing to ask (*alive = 0 is the answer); 0: started. */
-int ssh_master_check_start(const struct ssh_target *t, struct child *c, struct sb_error *e);
-int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int timed_out, int *alive,
+SB_MUST_CHECK int ssh_master_check_start(const struct ssh_target *t, struct child *c, struct sb_error *e);
+SB_MUST_CHECK int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int timed_out, int *alive,
 			    struct sb_error *e);
 /* Takes the ControlPath's flock without waiting and keeps it in *lockfd
  * until ssh_master_open_finish (or fs_unlock when the caller gives up).
  * 1: not started — the flock is busy (someone else is opening it) or a
  * master already listens there; 0: started. */
 int64_t ssh_master_open_timeout_ms(const struct ssh_target *t);
-int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct child *c, int *lockfd,
+SB_MUST_CHECK int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct child *c, int *lockfd,
 			  struct sb_error *e);
-int ssh_master_open_finish(const struct ssh_target *t, struct child *c, int timed_out, int *lockfd,
+SB_MUST_CHECK int ssh_master_open_finish(const struct ssh_target *t, struct child *c, int timed_out, int *lockfd,
 			   struct sb_error *e);
 /* capture: the remote stdout arrives on c->out_fd (non-blocking), else
  * it goes to /dev/null.  No stdin. */
-int ssh_exec_start(const struct ssh_target *t, const char *cmd, int capture, struct child *c, struct sb_error *e);
-int ssh_exec_finish(const struct ssh_target *t, struct child *c, int timed_out, int64_t timeout_ms,
+SB_MUST_CHECK int ssh_exec_start(const struct ssh_target *t, const char *cmd, int capture, struct child *c, struct sb_error *e);
+SB_MUST_CHECK int ssh_exec_finish(const struct ssh_target *t, struct child *c, int timed_out, int64_t timeout_ms,
 		    int *exit_code, struct sb_error *e);
 /* Turn the last lines of an ssh -E log into an error (code + sentence). */
 int ssh_classify_failure(const struct ssh_target *t, const char *log_path, int exit_code, struct sb_error *e);

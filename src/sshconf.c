@@ -19,27 +19,37 @@ int sshconf_render(const struct config *cfg, const struct sshconf_host *hosts, s
 
 	if (strpbrk(st, " \t\"'\\#%$~,\n") != NULL)
 		return sb_error_set(e, SB_ERR_USAGE, "invalid state_dir '%s': contains characters ssh_config would interpret", st);
-	paths_known_hosts(st, &khp);
-	r |= buf_printf(out, HEADER "%lld\n"
+	if (paths_known_hosts(st, &khp) != 0)
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	/* builders: a failure is recorded in out or kh, checked at the end */
+	buf_addf(out, HEADER "%lld\n"
 			"# Do not edit: `sshbox ssh-config` rewrites it.  Use: ssh -F %s/ssh_config sbx-<account>-<host>\n",
 			registry_version, st);
-	for (i = 0; i < n && !r; i++) {
+	for (i = 0; i < n; i++) {
 		const struct sshconf_host *h = &hosts[i];
 
 		if ((r = paths_control(st, h->account, h->key_version, h->host, h->port, h->user, h->host_key, &cp, e)) != 0 ||
 		    (r = paths_agent_sock(st, h->account, &agent, e)) != 0)
 			break;
-		paths_alias(h->account, h->host, &alias);
+		if (paths_alias(h->account, h->host, &alias) != 0 ||
+		    paths_pubkey(st, h->account, h->key_version, &pub) != 0) {
+			r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+			break;
+		}
 		/* "sbx-<account>-<host>" is ambiguous ('-' is legal in both):
 		 * ssh takes the first matching block, so a second sandbox
 		 * with the same alias would use the first one's host,
 		 * ControlPath (master) and agent. */
 		for (j = 0; j < i; j++) {
 			struct buf other = BUF_INIT;
-			int same;
-			paths_alias(hosts[j].account, hosts[j].host, &other);
-			same = strcmp(buf_cstr(&other), alias.data) == 0;
+			int same, rr = paths_alias(hosts[j].account, hosts[j].host, &other);
+
+			same = rr == 0 && strcmp(buf_cstr(&other), alias.data) == 0;
 			buf_release(&other);
+			if (rr) {
+				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+				break;
+			}
 			if (same) {
 				r = sb_error_set(e, SB_ERR_USAGE, "sandboxes %s/%s and %s/%s share the ssh alias '%s'",
 						 hosts[j].account, hosts[j].host, h->account, h->host, alias.data);
@@ -48,8 +58,7 @@ int sshconf_render(const struct config *cfg, const struct sshconf_host *hosts, s
 		}
 		if (r)
 			break;
-		paths_pubkey(st, h->account, h->key_version, &pub);
-		r |= buf_printf(out,
+		buf_addf(out,
 				"\nHost %s\n"
 				"  HostName %s\n"
 				"  Port %d\n"
@@ -82,9 +91,9 @@ int sshconf_render(const struct config *cfg, const struct sshconf_host *hosts, s
 				pub.data, cp.data, cfg->control_persist_s, cfg->ssh_alive_interval_s,
 				cfg->ssh_connect_timeout_s);
 		if (h->host_key && *h->host_key)
-			r |= buf_printf(kh, "%s %s\n", alias.data, h->host_key);
+			buf_addf(kh, "%s %s\n", alias.data, h->host_key);
 	}
-	if (r > 0 || (r < 0 && e && e->code == 0))
+	if (!r && (buf_check(out) != 0 || buf_check(kh) != 0))
 		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	buf_release(&alias);
 	buf_release(&cp);
@@ -104,10 +113,16 @@ int sshconf_write(const struct config *cfg, const struct sshconf_host *hosts, si
 	    (r = sshconf_render(cfg, hosts, n, registry_version, &conf, &kh, e)) != 0)
 		goto out;
 	/* known_hosts first: a config that names it must never be ahead of it */
-	paths_known_hosts(cfg->state_dir, &path);
+	if (paths_known_hosts(cfg->state_dir, &path) != 0) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	if ((r = fs_write_atomic(path.data, buf_cstr(&kh), kh.len, 0600, e)) != 0)
 		goto out;
-	paths_ssh_config(cfg->state_dir, &path);
+	if (paths_ssh_config(cfg->state_dir, &path) != 0) {
+		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	r = fs_write_atomic(path.data, buf_cstr(&conf), conf.len, 0600, e);
 out:
 	buf_release(&conf);
@@ -123,7 +138,10 @@ long long sshconf_file_version(const struct config *cfg)
 	long long v = -1;
 	FILE *f;
 
-	paths_ssh_config(cfg->state_dir, &path);
+	if (paths_ssh_config(cfg->state_dir, &path) != 0) {
+		buf_release(&path);
+		return -1;   /* as if there were none: it is written again */
+	}
 	f = fopen(path.data, "re");
 	buf_release(&path);
 	if (!f)

@@ -24,11 +24,11 @@ struct sshconf_host {
 	const char *host_key;    /* "type base64" */
 };
 
-int sshconf_render(const struct config *cfg, const struct sshconf_host *hosts, size_t n,
+SB_MUST_CHECK int sshconf_render(const struct config *cfg, const struct sshconf_host *hosts, size_t n,
 		   long long registry_version, struct buf *ssh_config, struct buf *known_hosts,
 		   struct sb_error *e);
 /* Render and write both files atomically (0600) under the state dir. */
-int sshconf_write(const struct config *cfg, const struct sshconf_host *hosts, size_t n,
+SB_MUST_CHECK int sshconf_write(const struct config *cfg, const struct sshconf_host *hosts, size_t n,
 		  long long registry_version, struct sb_error *e);
 /* The registry version recorded in <state>/ssh_config; -1 when missing. */
 long long sshconf_file_version(const struct config *cfg);

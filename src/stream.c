@@ -147,7 +147,7 @@ static void on_end_marker(struct stream *s, const char *rest, size_t len)
 }
 
 /* "sshbox-<what> <nonce> ..." — 1 if it was one of ours */
-static int marker(struct stream *s, const char *line, size_t len)
+static SB_MUST_CHECK int marker(struct stream *s, const char *line, size_t len)
 {
 	size_t nl = strlen(s->nonce), wl;
 	const char *sp, *rest;
@@ -254,9 +254,9 @@ int stream_pump(struct stream *s, int *fd, int is_stdout)
 			got = 1;
 			if (!s)
 				continue;   /* no stream (out of memory): drained while the job stops */
-			/* a line that could not be kept is reported as a drop
-			 * when it ends; framing goes on */
-			(void)ndjson_feed(fr, tmp, (size_t)n, on_line, on_drop, s);
+			/* a line that could not be kept (out of memory) is
+			 * reported as a drop when it ends; framing goes on */
+			sb_best_effort(ndjson_feed(fr, tmp, (size_t)n, on_line, on_drop, s));
 			if (events_pending(s->ev) > EVENTS_HIGH_WATER)
 				break;
 			continue;

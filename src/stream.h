@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "events.h"
 #include "remote.h"
+#include "err.h"
 
 struct stream_hooks {
 	void (*on_repo)(void *ctx);     /* before the sshbox.repo event */
@@ -39,7 +40,7 @@ struct stream_state {
 struct stream;
 
 /* NULL when out of memory. */
-struct stream *stream_new(struct events *ev, const char *nonce, size_t max_line, size_t max_err_line,
+SB_MUST_CHECK struct stream *stream_new(struct events *ev, const char *nonce, size_t max_line, size_t max_err_line,
 			  const struct stream_hooks *hooks);
 void stream_free(struct stream *s);
 const struct stream_state *stream_state(const struct stream *s);

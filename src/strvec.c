@@ -7,7 +7,7 @@
 
 #include "err.h"
 
-static int strvec_push_owned(struct strvec *sv, char *s)
+static SB_MUST_CHECK int strvec_push_owned(struct strvec *sv, char *s)
 {
 	if (sv->n + 2 > sv->cap) {
 		size_t ncap = sv->cap ? sv->cap * 2 : 8;

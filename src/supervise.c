@@ -126,7 +126,7 @@ static int64_t backoff_next(int *backoff_ms, int period_s)
 
 /* ---- agents ---- */
 
-static int agent_path(const struct config *cfg, const char *account, long long version, struct buf *out,
+static SB_MUST_CHECK int agent_path(const struct config *cfg, const char *account, long long version, struct buf *out,
 		      struct sb_error *e)
 {
 	struct buf base = BUF_INIT;
@@ -183,7 +183,7 @@ static void sv_agent_stop(struct sv_agent *g)
 }
 
 /* Start an agent for rec's key version and load the key into it. */
-static int agent_bring_up(struct sv *sv, struct sv_account *a, const struct account_rec *rec, struct sb_error *e)
+static SB_MUST_CHECK int agent_bring_up(struct sv *sv, struct sv_account *a, const struct account_rec *rec, struct sb_error *e)
 {
 	struct sv_agent g = { AGENT_INIT, BUF_INIT, 0, 0 };
 	int r;
@@ -230,7 +230,7 @@ static void account_drop(struct sv *sv, size_t i)
 	sv->acc[i] = sv->acc[--sv->nacc];
 }
 
-static int reconcile_accounts(struct sv *sv, struct sb_error *e)
+static SB_MUST_CHECK int reconcile_accounts(struct sv *sv, struct sb_error *e)
 {
 	char **names = NULL;
 	size_t n = 0, i;
@@ -354,7 +354,9 @@ static void op_output(struct loop *l, int fd, short revents, void *ctx)
 		if (n > 0) {
 			size_t room = OP_OUT_MAX - op->out.len;
 
-			(void)buf_append(&op->out, tmp, (size_t)n < room ? (size_t)n : room);
+			/* out of memory: the rest is read and dropped, as past
+			 * the bound */
+			sb_best_effort(buf_append(&op->out, tmp, (size_t)n < room ? (size_t)n : room));
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -395,7 +397,7 @@ static void op_deadline(struct loop *l, void *ctx)
 
 /* c has been started by one of ssh.h's _start functions: watch it, its
  * output and its deadline.  On failure the child is stopped and reaped. */
-static int op_watch(struct sv_op *op, int64_t timeout_ms, void (*done)(struct sv_sandbox *s, struct sv_op *op),
+static SB_MUST_CHECK int op_watch(struct sv_op *op, int64_t timeout_ms, void (*done)(struct sv_sandbox *s, struct sv_op *op),
 		    struct sb_error *e)
 {
 	struct loop *l = op->s->sv->loop;
@@ -406,7 +408,7 @@ static int op_watch(struct sv_op *op, int64_t timeout_ms, void (*done)(struct sv
 	    (op->c.out_fd >= 0 && loop_watch(l, op->c.out_fd, POLLIN, op_output, op) != 0)) {
 		loop_unwatch_child(l, &op->c);
 		child_signal(&op->c, SIGKILL);
-		(void)child_wait(&op->c, clock_now_ms(), 100);
+		sb_best_effort(child_wait(&op->c, clock_now_ms(), 100));   /* KILLed: reaped either way */
 		child_close_fds(&op->c);
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	}
@@ -426,7 +428,7 @@ static void op_abort(struct sv_op *op)
 		op_close_output(op);
 		loop_timer_disarm(l, &op->deadline);
 		child_signal(&op->c, SIGKILL);
-		(void)child_wait(&op->c, clock_now_ms(), 100);
+		sb_best_effort(child_wait(&op->c, clock_now_ms(), 100));   /* KILLed: reaped either way */
 		op->running = 0;
 	}
 	child_close_fds(&op->c);
@@ -514,7 +516,7 @@ static size_t sandbox_index(const struct sv *sv, const struct sv_sandbox *s)
 	return i;
 }
 
-static int dup_into(char **dst, const char *src)
+static SB_MUST_CHECK int dup_into(char **dst, const char *src)
 {
 	char *c = strdup(src);
 
@@ -525,7 +527,7 @@ static int dup_into(char **dst, const char *src)
 	return 0;
 }
 
-static int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
+static SB_MUST_CHECK int reconcile_sandboxes(struct sv *sv, struct sb_error *e)
 {
 	struct sandbox_rec *list = NULL;
 	size_t n = 0, i;
@@ -804,7 +806,7 @@ static void check_start(struct loop *l, void *ctx)
 
 /* ---- sweeping ---- */
 
-static int sock_is_dead(const char *path)
+static SB_MUST_CHECK int sock_is_dead(const char *path)
 {
 	struct sockaddr_un sa;
 	int fd, dead;
@@ -866,7 +868,7 @@ static void sweep_sockets(struct sv *sv, const char *sub, int by_pid)
 
 static void sweep_listed(struct sv_sandbox *s, struct sv_op *op);
 
-static int sweep_jobs_dir(const struct sv_sandbox *s, struct buf *jobs)
+static SB_MUST_CHECK int sweep_jobs_dir(const struct sv_sandbox *s, struct buf *jobs)
 {
 	buf_reset(jobs);
 	return buf_printf(jobs, "%s/jobs", s->workdir);
@@ -886,10 +888,14 @@ static void sweep_sandbox(struct sv *sv, struct sv_sandbox *s)
 	target_of(sv, s, s->cpath.data, &t);
 	if (sweep_jobs_dir(s, &jobs))
 		goto out;
-	buf_puts(&cmd, "cd -- ");
-	remote_quote(&cmd, jobs.data);
-	buf_printf(&cmd, " 2>/dev/null || exit 0; find . -mindepth 1 -maxdepth 1 -type d -mmin +%d -printf '%%f\\n'",
-		   (sv->cfg->sweep_min_age_s + 59) / 60);
+	buf_adds(&cmd, "cd -- ");
+	remote_quote(&cmd, jobs.data);   /* builders: checked below */
+	buf_addf(&cmd, " 2>/dev/null || exit 0; find . -mindepth 1 -maxdepth 1 -type d -mmin +%d -printf '%%f\\n'",
+		 (sv->cfg->sweep_min_age_s + 59) / 60);
+	if (buf_check(&cmd) != 0) {
+		log_warn("sweep of sandbox '%s': out of memory", s->host);
+		goto out;
+	}
 	op_prep(&s->sweep);
 	s->sweep_rm = 0;
 	if (ssh_exec_start(&t, cmd.data, 1, &s->sweep.c, &e) != 0 ||
@@ -925,9 +931,9 @@ static void sweep_listed(struct sv_sandbox *s, struct sv_op *op)
 	}
 	if (!sv->kv)
 		goto out;   /* Redis went away meanwhile: cannot tell what is held */
-	buf_puts(&rm, "cd -- ");
-	remote_quote(&rm, jobs.data);
-	buf_puts(&rm, " || exit 1; rm -rf --");
+	buf_adds(&rm, "cd -- ");
+	remote_quote(&rm, jobs.data);   /* builders: checked below */
+	buf_adds(&rm, " || exit 1; rm -rf --");
 	for (line = strtok_r(op->out.data ? op->out.data : (char *)"", "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		const char *id = line[0] == '.' ? line + 1 : line;
 		int held = 0;
@@ -949,12 +955,14 @@ static void sweep_listed(struct sv_sandbox *s, struct sv_op *op)
 		}
 		if (held)
 			continue;
-		buf_putc(&rm, ' ');
+		buf_addc(&rm, ' ');
 		remote_quote(&rm, line);
 		log_info("sweep of sandbox '%s': removing %s/%s (no job holds it)", s->host, jobs.data, line);
 		nrm++;
 	}
-	if (nrm) {
+	if (nrm && buf_check(&rm) != 0) {
+		log_warn("sweep of sandbox '%s': out of memory", s->host);
+	} else if (nrm) {
 		op_prep(op);
 		s->sweep_rm = 1;
 		if (ssh_exec_start(&t, rm.data, 0, &op->c, &e) != 0 ||
@@ -984,7 +992,7 @@ static void sweep(struct sv *sv)
 
 /* ---- the loop ---- */
 
-static int reconcile(struct sv *sv, int force, struct sb_error *e)
+static SB_MUST_CHECK int reconcile(struct sv *sv, int force, struct sb_error *e)
 {
 	struct buf ver = BUF_INIT;
 	long long v = 0;
@@ -1138,8 +1146,7 @@ int supervise_run(struct config *cfg, int (*reload_config)(struct config *cfg, s
 	srand((unsigned)(getpid() ^ clock_now_ms()));
 	if ((r = paths_prepare_state(cfg->state_dir, e)) != 0)
 		return r;
-	paths_lock(cfg->state_dir, "supervise", &lockp);
-	if (buf_puts(&lockp, ".lock")) {
+	if (paths_lock(cfg->state_dir, "supervise", &lockp) != 0 || buf_puts(&lockp, ".lock") != 0) {
 		buf_release(&lockp);
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	}
@@ -1168,8 +1175,9 @@ int supervise_run(struct config *cfg, int (*reload_config)(struct config *cfg, s
 	{
 		struct buf d = BUF_INIT;
 
+		/* jobs make it too when they need a private agent */
 		if (buf_printf(&d, "%s/agent/run", cfg->state_dir) == 0)
-			(void)fs_mkdir_p(d.data, 0700, NULL);
+			sb_best_effort(fs_mkdir_p(d.data, 0700, NULL));
 		buf_release(&d);
 	}
 	/* a predecessor's dead sockets first; its live masters are adopted below */

@@ -32,7 +32,7 @@
  * steps, sweeps) is a child on the loop with its own deadline, so a frozen
  * sandbox delays nothing but its own checks.  Returns 0 after a requested
  * stop. */
-int supervise_run(struct config *cfg, int (*reload_config)(struct config *cfg, struct sb_error *e),
+SB_MUST_CHECK int supervise_run(struct config *cfg, int (*reload_config)(struct config *cfg, struct sb_error *e),
 		  struct sb_error *e);
 
 #endif

@@ -10,7 +10,7 @@
 #include "registry.h"
 #include "sshconf.h"
 
-static int write_pubkeys(struct kv *kv, const struct config *cfg, char **accounts, size_t n,
+static SB_MUST_CHECK int write_pubkeys(struct kv *kv, const struct config *cfg, char **accounts, size_t n,
 			 long long *versions, struct sb_error *e)
 {
 	struct buf path = BUF_INIT, line = BUF_INIT;
@@ -28,9 +28,14 @@ static int write_pubkeys(struct kv *kv, const struct config *cfg, char **account
 		}
 		if (!r) {
 			versions[i] = a.key_version;
-			paths_pubkey(cfg->state_dir, a.account, a.key_version, &path);
 			buf_reset(&line);
-			if (access(path.data, R_OK) != 0 && buf_printf(&line, "%s\n", a.public_key) == 0)
+			if (paths_pubkey(cfg->state_dir, a.account, a.key_version, &path) != 0)
+				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+			else if (access(path.data, R_OK) == 0)
+				;   /* written once per key version: it never changes */
+			else if (buf_printf(&line, "%s\n", a.public_key) != 0)
+				r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+			else
 				r = fs_write_atomic(path.data, line.data, line.len, 0600, e);
 		}
 		account_rec_release(&a);
@@ -56,7 +61,10 @@ int transport_sync(struct kv *kv, const struct config *cfg, int force, struct sb
 		return 0;
 	if ((r = paths_prepare_state(cfg->state_dir, e)) != 0)
 		return r;
-	paths_lock(cfg->state_dir, "ssh_config.lock", &lockp);
+	if (paths_lock(cfg->state_dir, "ssh_config.lock", &lockp) != 0) {
+		buf_release(&lockp);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
 	fd = fs_lock(lockp.data, 10000, e);
 	buf_release(&lockp);
 	if (fd < 0)

@@ -9,6 +9,6 @@
 #include "err.h"
 #include "kv.h"
 
-int transport_sync(struct kv *kv, const struct config *cfg, int force, struct sb_error *e);
+SB_MUST_CHECK int transport_sync(struct kv *kv, const struct config *cfg, int force, struct sb_error *e);
 
 #endif

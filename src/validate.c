@@ -42,7 +42,7 @@ const char *validate_echo(char *out, size_t outsz, const char *value)
 
 /* "invalid <field> '<value>': <why>" */
 __attribute__((format(printf, 4, 5)))
-static int refuse(struct sb_error *e, const char *field, const char *value, const char *fmt, ...)
+static SB_MUST_CHECK int refuse(struct sb_error *e, const char *field, const char *value, const char *fmt, ...)
 {
 	char echo[VALIDATE_ECHO_SIZE], why[256];
 	va_list ap;
@@ -56,12 +56,12 @@ static int refuse(struct sb_error *e, const char *field, const char *value, cons
 			    validate_echo(echo, sizeof(echo), value), why);
 }
 
-static int is_alnum(int c)
+static SB_MUST_CHECK int is_alnum(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static int is_digit(int c)
+static SB_MUST_CHECK int is_digit(int c)
 {
 	return c >= '0' && c <= '9';
 }
@@ -70,7 +70,7 @@ static int is_digit(int c)
  * character in `allowed` (a predicate).  Names the first offending byte. */
 #define CK_NO_DASH 1   /* a leading '-' is reported before anything else */
 
-static int check_chars(const char *field, const char *v, size_t max,
+static SB_MUST_CHECK int check_chars(const char *field, const char *v, size_t max,
 		       int (*allowed)(int c), int flags, struct sb_error *e)
 {
 	size_t len, i;
@@ -99,7 +99,7 @@ static int check_chars(const char *field, const char *v, size_t max,
 	return 0;
 }
 
-static int account_char(int c)
+static SB_MUST_CHECK int account_char(int c)
 {
 	return is_alnum(c) || c == '.' || c == '_' || c == '-';
 }
@@ -115,12 +115,12 @@ int validate_account(const char *value, struct sb_error *e)
 	return 0;
 }
 
-static int host_char(int c)
+static SB_MUST_CHECK int host_char(int c)
 {
 	return is_alnum(c) || c == '.' || c == '-' || c == ':';
 }
 
-static int check_dns_name(const char *v, struct sb_error *e)
+static SB_MUST_CHECK int check_dns_name(const char *v, struct sb_error *e)
 {
 	const char *p = v, *label = v;
 	int numeric = 1;
@@ -204,7 +204,7 @@ int validate_host_canonical(const char *value, char *out, size_t outsz, struct s
 	return 0;
 }
 
-static int user_char(int c)
+static SB_MUST_CHECK int user_char(int c)
 {
 	return is_alnum(c) || c == '_' || c == '.' || c == '-';
 }
@@ -225,7 +225,7 @@ int validate_user(const char *value, struct sb_error *e)
 }
 
 /* Strict decimal in [lo, hi]: digits only, no sign, no leading zero. */
-static int parse_small_uint(const char *field, const char *value, long lo, long hi,
+static SB_MUST_CHECK int parse_small_uint(const char *field, const char *value, long lo, long hi,
 			    long *out, struct sb_error *e)
 {
 	size_t len, i;
@@ -300,12 +300,12 @@ int validate_slots_num(long slots, struct sb_error *e)
 	return 0;
 }
 
-static int path_char(int c)
+static SB_MUST_CHECK int path_char(int c)
 {
 	return is_alnum(c) || c == '.' || c == '_' || c == '/' || c == '-';
 }
 
-static int check_abs_path(const char *field, const char *value, struct sb_error *e)
+static SB_MUST_CHECK int check_abs_path(const char *field, const char *value, struct sb_error *e)
 {
 	const char *seg;
 	int r = check_chars(field, value, VALIDATE_PATH_MAX, path_char, 0, e);
@@ -335,7 +335,7 @@ int validate_workdir(const char *value, struct sb_error *e)
 	return check_abs_path("workdir", value, e);
 }
 
-static int job_id_char(int c)
+static SB_MUST_CHECK int job_id_char(int c)
 {
 	return is_alnum(c) || c == '.' || c == '_' || c == '-';
 }
@@ -370,7 +370,7 @@ int validate_claude_path(const char *value, struct sb_error *e)
 	return 0;
 }
 
-static int env_char(int c)
+static SB_MUST_CHECK int env_char(int c)
 {
 	return is_alnum(c) || c == '_';
 }
@@ -422,7 +422,7 @@ int validate_ref(const char *value, struct sb_error *e)
 /* RFC 3986 unreserved, reserved and '%' — minus the single quote, which has
  * no business in a repository URL and is the one character that breaks a
  * single-quoted shell word. */
-static int url_char(int c)
+static SB_MUST_CHECK int url_char(int c)
 {
 	return is_alnum(c) || (c && strchr("-._~:/?#[]@!$&()*+,;=%", c) != NULL);
 }
@@ -500,13 +500,13 @@ int validate_repo_url(const char *value, struct sb_error *e)
 	return 0;
 }
 
-static int is_b64(int c)
+static SB_MUST_CHECK int is_b64(int c)
 {
 	return is_alnum(c) || c == '+' || c == '/';
 }
 
 /* "TYPE BASE64" at the start of v; *rest points after the base64. */
-static int check_key_line(const char *field, const char *v, size_t len, const char **rest,
+static SB_MUST_CHECK int check_key_line(const char *field, const char *v, size_t len, const char **rest,
 			  struct sb_error *e)
 {
 	size_t i = 0, b64, pad = 0;
@@ -539,14 +539,14 @@ static int check_key_line(const char *field, const char *v, size_t len, const ch
 	return 0;
 }
 
-static int printable_char(int c)
+static SB_MUST_CHECK int printable_char(int c)
 {
 	return c >= 0x21 && c <= 0x7e;
 }
 
 /* Present, 1..VALIDATE_HOST_KEY_MAX bytes, printable ASCII (spaces allowed:
  * check_key_line decides where). */
-static int check_key_text(const char *field, const char *value, size_t *len, struct sb_error *e)
+static SB_MUST_CHECK int check_key_text(const char *field, const char *value, size_t *len, struct sb_error *e)
 {
 	size_t i;
 

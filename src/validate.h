@@ -25,57 +25,57 @@
 #define VALIDATE_HOST_KEY_MAX 16384
 
 /* `[A-Za-z0-9][A-Za-z0-9._-]{0,63}` */
-int validate_account(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_account(const char *value, struct sb_error *e);
 /* A DNS name (labels `[A-Za-z0-9-]{1,63}`, no label starts or ends with '-',
  * no empty label, no trailing dot), a dotted-quad IPv4 address (inet_pton;
  * all-numeric names and inet_aton-only forms such as "127.1" or "0x7f.1" are
  * refused), or an IPv6 literal without brackets or zone (inet_pton).
  * 1..253 characters. */
-int validate_host(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_host(const char *value, struct sb_error *e);
 /* validate_host(), then write the canonical spelling to out (outsz >=
  * VALIDATE_HOST_MAX + 1): lowercase DNS name, inet_ntop form of an IPv6
  * address.  Registry and lock keys always use this form, so "Box1" and
  * "box1" (or "0::1" and "::1") are the same sandbox. */
-int validate_host_canonical(const char *value, char *out, size_t outsz, struct sb_error *e);
+SB_MUST_CHECK int validate_host_canonical(const char *value, char *out, size_t outsz, struct sb_error *e);
 /* `[A-Za-z_][A-Za-z0-9_.-]{0,31}` */
-int validate_user(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_user(const char *value, struct sb_error *e);
 /* Decimal 1..65535: digits only, no sign, no leading zero, no whitespace. */
-int validate_port(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_port(const char *value, struct sb_error *e);
 /* Same, and store the number in *port (may be NULL). */
-int validate_port_parse(const char *value, int *port, struct sb_error *e);
-int validate_port_num(long port, struct sb_error *e);
+SB_MUST_CHECK int validate_port_parse(const char *value, int *port, struct sb_error *e);
+SB_MUST_CHECK int validate_port_num(long port, struct sb_error *e);
 /* Absolute path of `[A-Za-z0-9._/-]`, no "//", no "." or ".." segment, no
  * trailing '/', not "/" itself, at most 200 characters. */
-int validate_workdir(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_workdir(const char *value, struct sb_error *e);
 /* Slots per sandbox: 1..64 (same digit rules as ports). */
-int validate_slots(const char *value, struct sb_error *e);
-int validate_slots_parse(const char *value, int *slots, struct sb_error *e);
-int validate_slots_num(long slots, struct sb_error *e);
+SB_MUST_CHECK int validate_slots(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_slots_parse(const char *value, int *slots, struct sb_error *e);
+SB_MUST_CHECK int validate_slots_num(long slots, struct sb_error *e);
 /* `[A-Za-z0-9._-]{1,64}`, not starting with '.' (it names jobs/<id>/ and
  * jobs/.<id>/ on the sandbox). */
-int validate_job_id(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_job_id(const char *value, struct sb_error *e);
 /* A bare command name `[A-Za-z0-9._-]{1,200}` not starting with '-' and not
  * "." or "..", or an absolute path under the workdir rules.  Field "claude". */
-int validate_claude_path(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_claude_path(const char *value, struct sb_error *e);
 /* `[A-Za-z_][A-Za-z0-9_]{0,127}`.  Field "env name". */
-int validate_env_name(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_env_name(const char *value, struct sb_error *e);
 /* A git ref or object name: `[A-Za-z0-9._/-]{1,200}`, no leading '-' or '/',
  * no trailing '/' or '.', no "..", no "//", no component starting with '.',
  * no ".lock" component suffix.  Field "repo.ref". */
-int validate_ref(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_ref(const char *value, struct sb_error *e);
 /* http:// or https:// (scheme case-insensitive) URL with a non-empty host
  * (DNS name, IPv4, or [IPv6]) and an optional port; RFC 3986 characters only
  * (no whitespace, control, non-ASCII, quotes, backslash, backquote, '<', '>',
  * '^', '{', '}', '|'); no '@' in the authority (credentials belong in
  * repo.token); at most 2048 characters.  Field "repo.url". */
-int validate_repo_url(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_repo_url(const char *value, struct sb_error *e);
 /* A pinned host key "TYPE BASE64": TYPE `[a-z0-9@.-]{1,64}` starting with a
  * letter, one space, standard base64 with optional '=' padding, nothing
  * else.  Field "host key". */
-int validate_host_key(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_host_key(const char *value, struct sb_error *e);
 /* An OpenSSH public key line "TYPE BASE64[ COMMENT]": as a host key plus an
  * optional comment of printable ASCII.  Field "public key". */
-int validate_public_key(const char *value, struct sb_error *e);
+SB_MUST_CHECK int validate_public_key(const char *value, struct sb_error *e);
 
 /* Copy value into out as printable ASCII for an error message: bytes
  * outside 0x20..0x7e become '?', and more than 48 characters are cut with

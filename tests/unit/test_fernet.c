@@ -132,7 +132,7 @@ static int rejected_at(const struct fernet_keyring *kr, const char *tok, size_t 
 	struct sb_error e = SB_ERROR_INIT;
 	int r, ok;
 
-	buf_puts(&out, "keep");
+	buf_adds(&out, "keep");
 	r = fernet_decrypt_at(kr, tok, len, ttl, now, &out, &e);
 	ok = r == SB_ERR_CRYPTO && e.code == SB_ERR_CRYPTO && strcmp(e.msg, "invalid Fernet token") == 0 &&
 	     buf_is(&out, "keep", 4);
@@ -433,7 +433,7 @@ static int dec_rejects(const char *s, size_t len)
 	struct buf b = BUF_INIT;
 	int ok;
 
-	buf_puts(&b, "x");
+	buf_adds(&b, "x");
 	ok = b64url_decode(s, len, &b) == SB_ERR_USAGE && buf_is(&b, "x", 1) && b.data[1] == '\0';
 	buf_release(&b);
 	return ok;
@@ -578,23 +578,23 @@ static void test_keyring_parse(void)
 	CHECK_INT(fernet_key_decode(b, 44, &kb, NULL), 0);
 	CHECK_INT(fernet_key_decode(c, 44, &kc, NULL), 0);
 
-	buf_printf(&text, "%s,%s", key_a, b);
+	buf_addf(&text, "%s,%s", key_a, b);
 	CHECK_INT(fernet_keyring_parse(&kr, text.data, text.len, &e), 0);
 	CHECK_INT(kr.n, 2);
 	CHECK(kr.n == 2 && memcmp(&kr.keys[0], &ka, sizeof(ka)) == 0 && memcmp(&kr.keys[1], &kb, sizeof(kb)) == 0);
 
 	buf_reset(&text);   /* replaces the previous ring */
-	buf_printf(&text, "%s\n%s\n", b, key_a);
+	buf_addf(&text, "%s\n%s\n", b, key_a);
 	CHECK_INT(fernet_keyring_parse(&kr, text.data, text.len, &e), 0);
 	CHECK(kr.n == 2 && memcmp(&kr.keys[0], &kb, sizeof(kb)) == 0 && memcmp(&kr.keys[1], &ka, sizeof(ka)) == 0);
 
 	buf_reset(&text);
-	buf_printf(&text, "  %s \r\n\t %s\t,\n\n", key_a, b);
+	buf_addf(&text, "  %s \r\n\t %s\t,\n\n", key_a, b);
 	CHECK_INT(fernet_keyring_parse(&kr, text.data, text.len, &e), 0);
 	CHECK_INT(kr.n, 2);
 
 	buf_reset(&text);
-	buf_printf(&text, "# keys, newest first, comma: not a separator here\n%s\n  # old, retired\n\n%s,,%s\n# end",
+	buf_addf(&text, "# keys, newest first, comma: not a separator here\n%s\n  # old, retired\n\n%s,,%s\n# end",
 		   c, b, key_a);
 	CHECK_INT(fernet_keyring_parse(&kr, text.data, text.len, &e), 0);
 	CHECK(kr.n == 3 && memcmp(&kr.keys[0], &kc, sizeof(kc)) == 0 && memcmp(&kr.keys[1], &kb, sizeof(kb)) == 0 &&
@@ -604,7 +604,7 @@ static void test_keyring_parse(void)
 	snprintf(bad, sizeof(bad), "%s", b);
 	bad[10] = bad[10] == '+' ? '/' : '+';
 	buf_reset(&text);
-	buf_printf(&text, "# comment\n%s\n%s,%s\n", key_a, bad, c);
+	buf_addf(&text, "# comment\n%s\n%s,%s\n", key_a, bad, c);
 	CHECK_INT(fernet_keyring_parse(&kr, text.data, text.len, &e), SB_ERR_CRYPTO);
 	CHECK_INT(e.code, SB_ERR_CRYPTO);
 	CHECK(strstr(e.msg, "key 2 of 3") != NULL);
@@ -615,13 +615,13 @@ static void test_keyring_parse(void)
 	printf("#   bad key message: %s\n", e.msg);
 
 	buf_reset(&text);
-	buf_printf(&text, "%s x,%s", key_a, b);            /* junk after a key: no silent split */
+	buf_addf(&text, "%s x,%s", key_a, b);            /* junk after a key: no silent split */
 	CHECK_INT(fernet_keyring_parse(&kr, text.data, text.len, &e), SB_ERR_CRYPTO);
 	CHECK(strstr(e.msg, "key 1 of 2") != NULL);
 	CHECK(!msg_leaks(e.msg, key_a));
 
 	buf_reset(&text);
-	buf_printf(&text, "%s,%.43s", key_a, b);           /* truncated key */
+	buf_addf(&text, "%s,%.43s", key_a, b);           /* truncated key */
 	CHECK_INT(fernet_keyring_parse(&kr, text.data, text.len, &e), SB_ERR_CRYPTO);
 	CHECK(strstr(e.msg, "key 2 of 2") != NULL);
 	CHECK(!msg_leaks(e.msg, b));
@@ -720,13 +720,13 @@ static void test_multifernet(void)
 
 	CHECK_INT(fernet_genkey(&kb), 0);
 	CHECK_INT(fernet_genkey(&kc), 0);
-	buf_printf(&text, "%s,%s", key_a, kb.data);
+	buf_addf(&text, "%s,%s", key_a, kb.data);
 	CHECK_INT(fernet_keyring_parse(&ab, text.data, text.len, NULL), 0);
 	buf_reset(&text);
-	buf_printf(&text, "%s\n%s", kb.data, key_a);
+	buf_addf(&text, "%s\n%s", kb.data, key_a);
 	CHECK_INT(fernet_keyring_parse(&ba, text.data, text.len, NULL), 0);
 	buf_reset(&text);
-	buf_printf(&text, "%s\n%s", kc.data, key_a);
+	buf_addf(&text, "%s\n%s", kc.data, key_a);
 	CHECK_INT(fernet_keyring_parse(&ca, text.data, text.len, NULL), 0);
 	CHECK_INT(ring1(&a, key_a), 0);
 	CHECK_INT(ring1(&b, kb.data), 0);
@@ -774,7 +774,7 @@ static void test_rotate(void)
 	CHECK_INT(fernet_genkey(&kb), 0);
 	CHECK_INT(ring1(&old, kb.data), 0);
 	CHECK_INT(ring1(&a, key_a), 0);
-	buf_printf(&text, "%s,%s", key_a, kb.data);
+	buf_addf(&text, "%s,%s", key_a, kb.data);
 	CHECK_INT(fernet_keyring_parse(&now_ring, text.data, text.len, NULL), 0);
 
 	CHECK(RAND_bytes(iv, sizeof(iv)) == 1);
@@ -798,7 +798,7 @@ static void test_rotate(void)
 	CHECK_INT(fernet_rotate(&now_ring, rot.data, rot.len, &tok, &e), 0);
 	CHECK(decrypts_to(&a, tok.data, tok.len, -1, 0, "stored key", 10));
 	buf_reset(&rot);
-	buf_puts(&rot, "keep");
+	buf_adds(&rot, "keep");
 	CHECK_INT(fernet_rotate(&old, tok.data, tok.len, &rot, &e), SB_ERR_CRYPTO);
 	CHECK_STREQ(e.msg, "invalid Fernet token");
 	CHECK(buf_is(&rot, "keep", 4));
@@ -1058,7 +1058,7 @@ static void test_limits(void)
 	CHECK_INT(aes_enc(&kr.keys[0], iv, 1, big, FERNET_MAX_PLAINTEXT + 5, &ct), 0);
 	CHECK_INT(forge(&kr.keys[0], 0x80, 5, iv, (unsigned char *)ct.data, ct.len, &tok), 0);
 	CHECK_INT(tok.len, FERNET_MAX_TOKEN_LEN);
-	buf_puts(&out, "keep");
+	buf_adds(&out, "keep");
 	CHECK_INT(fernet_decrypt(&kr, tok.data, tok.len, -1, &out, &e), SB_ERR_TOOBIG);
 	CHECK(buf_is(&out, "keep", 4));
 	buf_wipe_release(&out);
@@ -1067,13 +1067,13 @@ static void test_limits(void)
 	buf_reset(&tok);
 	CHECK_INT(fernet_encrypt(&kr, "hello", 5, &tok), 0);
 	buf_init(&out, 6);
-	buf_puts(&out, "ab");
+	buf_adds(&out, "ab");
 	CHECK_INT(fernet_decrypt(&kr, tok.data, tok.len, -1, &out, &e), SB_ERR_TOOBIG);
 	CHECK(buf_is(&out, "ab", 2));
 	buf_wipe_release(&out);
 	/* appends */
 	buf_init(&out, 0);
-	buf_puts(&out, "ab");
+	buf_adds(&out, "ab");
 	CHECK_INT(fernet_decrypt(&kr, tok.data, tok.len, -1, &out, &e), 0);
 	CHECK(buf_is(&out, "abhello", 7));
 	buf_wipe_release(&out);

@@ -312,30 +312,30 @@ static void gen_value(struct buf *b, int depth)
 	};
 	int k = (int)(rnd() % 10), n, i;
 
-	buf_puts(b, ws[rnd() % 7]);
+	buf_adds(b, ws[rnd() % 7]);
 	if (depth > 4 || k < 5) {
-		buf_puts(b, scalars[rnd() % (sizeof(scalars) / sizeof(scalars[0]))]);
+		buf_adds(b, scalars[rnd() % (sizeof(scalars) / sizeof(scalars[0]))]);
 	} else if (k < 8) {
 		n = (int)(rnd() % 4);
-		buf_putc(b, '{');
+		buf_addc(b, '{');
 		for (i = 0; i < n; i++) {
-			buf_printf(b, "%s%s\"k%d\"%s:", i ? "," : "", ws[rnd() % 7], (int)(rnd() % 3), ws[rnd() % 7]);
+			buf_addf(b, "%s%s\"k%d\"%s:", i ? "," : "", ws[rnd() % 7], (int)(rnd() % 3), ws[rnd() % 7]);
 			gen_value(b, depth + 1);
 		}
-		buf_puts(b, ws[rnd() % 7]);
-		buf_putc(b, '}');
+		buf_adds(b, ws[rnd() % 7]);
+		buf_addc(b, '}');
 	} else {
 		n = (int)(rnd() % 4);
-		buf_putc(b, '[');
+		buf_addc(b, '[');
 		for (i = 0; i < n; i++) {
 			if (i)
-				buf_putc(b, ',');
+				buf_addc(b, ',');
 			gen_value(b, depth + 1);
 		}
-		buf_puts(b, ws[rnd() % 7]);
-		buf_putc(b, ']');
+		buf_adds(b, ws[rnd() % 7]);
+		buf_addc(b, ']');
 	}
-	buf_puts(b, ws[rnd() % 7]);
+	buf_adds(b, ws[rnd() % 7]);
 }
 
 static void test_fuzz_counts_match_jsmn(void)
@@ -666,7 +666,7 @@ static void test_unescape(void)
 
 	/* appends; failures leave out as it was */
 	buf_reset(&b);
-	buf_puts(&b, "keep:");
+	buf_adds(&b, "keep:");
 	CHECK_INT(get_str(LIT("{\"s\":\"ab\\u0000cd\"}"), &b), SB_ERR_USAGE);
 	CHECK_STREQ(buf_cstr(&b), "keep:");
 	CHECK_INT(get_str(LIT("{\"s\":\"\\ud800\"}"), &b), SB_ERR_USAGE);
@@ -710,7 +710,7 @@ static int get_dbl(const char *num, double *out)
 	struct buf t = BUF_INIT;
 	int r;
 
-	buf_printf(&t, "{\"n\":%s}", num);
+	buf_addf(&t, "{\"n\":%s}", num);
 	r = json_parse_object(&doc, t.data, t.len, 8, NULL);
 	if (!r)
 		r = json_get_double(&doc, json_object_get(&doc, JSON_ROOT, "n"), out);
@@ -816,7 +816,7 @@ static void test_writer_escaping(void)
 	/* all-or-nothing under a bound */
 	buf_release(&b);
 	buf_init(&b, 8);
-	buf_puts(&b, "x");
+	buf_adds(&b, "x");
 	CHECK_INT(json_put_string(&b, LIT("\n\n\n")), SB_ERR_TOOBIG);
 	CHECK_STREQ(buf_cstr(&b), "x");
 	CHECK_INT(json_put_string(&b, LIT("abcde")), 0);
@@ -843,12 +843,12 @@ static void test_writer_fuzz(void)
 
 			if (k >= 9 && k <= 14)
 				valid_text = 0;
-			buf_puts(&in, pieces[k]);
+			buf_adds(&in, pieces[k]);
 		}
 		if (round % 3 == 0) {   /* raw random bytes too */
 			buf_reset(&in);
 			for (i = 0; i < n; i++)
-				buf_putc(&in, (char)(rnd() & 0xff));
+				buf_addc(&in, (char)(rnd() & 0xff));
 			valid_text = 0;
 		}
 		buf_reset(&out);
@@ -975,10 +975,10 @@ static void test_big_array_line(void)
 	double t0, t;
 	int a, v, k, count = 0;
 
-	buf_puts(&line, "{\"type\":\"user\",\"a\":[");
+	buf_adds(&line, "{\"type\":\"user\",\"a\":[");
 	for (k = 0; k < 80000; k++)
-		buf_printf(&line, "%s{\"key\":%d}", k ? ", " : "", k % 1000);
-	buf_puts(&line, "],\"session_id\":\"abc\"}");
+		buf_addf(&line, "%s{\"key\":%d}", k ? ", " : "", k % 1000);
+	buf_adds(&line, "],\"session_id\":\"abc\"}");
 	CHECK(line.len > 1000000 && line.len < 1200000);
 
 	t0 = now_s();
@@ -989,7 +989,7 @@ static void test_big_array_line(void)
 		int64_t x = 0;
 
 		CHECK_INT(json_type(&doc, v), JSON_OBJECT);
-		json_get_int64(&doc, json_object_get(&doc, v, "key"), &x);
+		CHECK_INT(json_get_int64(&doc, json_object_get(&doc, v, "key"), &x), 0);
 		sum += x;
 		count++;
 	}
@@ -1016,11 +1016,11 @@ static void test_throughput_report(void)
 	int k;
 
 	for (k = 0; k < 400; k++)
-		buf_printf(&text, "\tif (p->len > max) {\t/* line %d: caf\xc3\xa9 \"quoted\" \xe2\x80\x94 */\n", k);
-	buf_puts(&line, "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+		buf_addf(&text, "\tif (p->len > max) {\t/* line %d: caf\xc3\xa9 \"quoted\" \xe2\x80\x94 */\n", k);
+	buf_adds(&line, "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
 		 "\"tool_use_id\":\"toolu_01\",\"content\":");
 	json_put_string(&line, text.data, text.len);
-	buf_puts(&line, ",\"is_error\":false}]},\"session_id\":\"5bd5f7cd-79e2-4826-b9b2-78bea45925e1\"}");
+	buf_adds(&line, ",\"is_error\":false}]},\"session_id\":\"5bd5f7cd-79e2-4826-b9b2-78bea45925e1\"}");
 	t0 = now_s();
 	do {
 		for (k = 0; k < 50; k++) {

@@ -959,12 +959,12 @@ static int broken_acquire(struct kv *kv, const char *account, const char *host, 
 	for (k = 0; k < slots; k++) {
 		long long exists;
 
-		lock_key_slot(key, sizeof(key), account, host, k, e);
+		CHECK_INT(lock_key_slot(key, sizeof(key), account, host, k, e), 0);
 		exists = cmd_int(kv, "EXISTS", key, NULL, NULL);
 		if (exists != 0)
 			continue;
 		nanosleep(&gap, NULL);
-		lock_key_fence(fkey, sizeof(fkey), account, host, e);
+		CHECK_INT(lock_key_fence(fkey, sizeof(fkey), account, host, e), 0);
 		*out = (struct lock)LOCK_INIT;
 		snprintf(out->account, sizeof(out->account), "%s", account);
 		snprintf(out->host, sizeof(out->host), "%s", host);
@@ -976,7 +976,7 @@ static int broken_acquire(struct kv *kv, const char *account, const char *host, 
 		out->held = 1;
 		snprintf(value, sizeof(value), "%s:%lld:%s", out->token, out->fence, job_id);
 		snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
-		kv_cmd(kv, NULL, e, "SET", key, value, "PX", ttl, NULL);
+		CHECK_INT(kv_cmd(kv, NULL, e, "SET", key, value, "PX", ttl, NULL), 0);
 		return 0;
 	}
 	return SB_ERR_UNAVAILABLE;
@@ -1354,7 +1354,7 @@ static void test_registry_hostile(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct kv_value old = KV_VALUE_INIT;
 
-		kv_cmd(kv, &old, &e, "HGET", key, cases[i].field, NULL);
+		CHECK_INT(kv_cmd(kv, &old, &e, "HGET", key, cases[i].field, NULL), 0);
 		CHECK_INT(kv_cmd(kv, NULL, &e, "HSET", key, cases[i].field, cases[i].value, NULL), 0);
 		if (registry_sandbox_get(kv, "evil", "h.example", &got, &e) != SB_ERR_REDIS ||
 		    strncmp(e.msg, "Redis record 'sshbox:{evil:h.example}:sandbox': ", 48) != 0 ||
@@ -1365,7 +1365,7 @@ static void test_registry_hostile(void)
 		}
 		CHECK_INT(registry_sandbox_list(kv, "evil", &list, &n, &e), SB_ERR_REDIS);
 		if (old.type == KV_STRING)
-			kv_cmd(kv, NULL, &e, "HSET", key, cases[i].field, old.str, NULL);
+			CHECK_INT(kv_cmd(kv, NULL, &e, "HSET", key, cases[i].field, old.str, NULL), 0);
 		kv_value_release(&old);
 	}
 	/* a field with a NUL byte */

@@ -52,7 +52,7 @@ static int read_file(const char *path, struct buf *b)
 	if (fd < 0)
 		return -1;
 	while ((n = read(fd, tmpb, sizeof(tmpb))) > 0)
-		buf_append(b, tmpb, (size_t)n);
+		buf_add(b, tmpb, (size_t)n);
 	close(fd);
 	return 0;
 }
@@ -532,7 +532,7 @@ static int job_read_until(struct job *j, const char *needle, int64_t ms)
 			continue;
 		n = read(j->c.out_fd, b, sizeof(b));
 		if (n > 0)
-			buf_append(&j->out, b, (size_t)n);
+			buf_add(&j->out, b, (size_t)n);
 		else if (n == 0 || (errno != EINTR && errno != EAGAIN))
 			j->eof = 1;
 	}
@@ -582,7 +582,7 @@ static void job_release(struct job *j)
 {
 	if (j->c.pid > 0 && !j->c.reaped) {
 		child_signal(&j->c, SIGKILL);
-		child_wait(&j->c, clock_deadline_in(2000), 100);
+		sb_best_effort(child_wait(&j->c, clock_deadline_in(2000), 100));   /* killed: reaped either way */
 	}
 	child_close_fds(&j->c);
 	if (j->err_fd >= 0)
@@ -859,9 +859,9 @@ static void test_job_runs(void)
 	{
 		static const char fixed[] = "-p\0--output-format\0stream-json\0--verbose\0--model\0sonnet\0";
 		struct buf want = BUF_INIT;
-		buf_append(&want, fixed, sizeof(fixed) - 1);
+		buf_add(&want, fixed, sizeof(fixed) - 1);
 		for (i = 2; args[i]; i++)
-			buf_append(&want, args[i], strlen(args[i]) + 1);
+			buf_add(&want, args[i], strlen(args[i]) + 1);
 		CHECK_INT(read_file(outfile("args"), &f), 0);
 		CHECK_INT(f.len, want.len);
 		CHECK(f.len == want.len && memcmp(f.data, want.data, f.len) == 0);
@@ -1186,10 +1186,10 @@ static void env_name_case(const char *name, const char *value)
 			struct sb_error e = SB_ERROR_INIT;
 			int xrc;
 			char aux[400];
-			child_run(argv, &o, NULL, 0, NULL, NULL, &xrc, &e);
+			sb_best_effort(child_run(argv, &o, NULL, 0, NULL, NULL, &xrc, &e));   /* cleanup */
 			snprintf(aux, sizeof(aux), "%s/jobs/.job-env", workdir);
 			argv[3] = aux;
-			child_run(argv, &o, NULL, 0, NULL, NULL, &xrc, &e);
+			sb_best_effort(child_run(argv, &o, NULL, 0, NULL, NULL, &xrc, &e));   /* cleanup */
 		}
 		snprintf(cmd, sizeof(cmd), "%s/slots/0.pgid", workdir);
 		unlink(cmd);
@@ -1255,7 +1255,7 @@ int main(void)
 		struct child_run_opts o = { NULL, NULL, 0, 0, 30000 };
 		struct sb_error e = SB_ERROR_INIT;
 		int xrc;
-		child_run(argv, &o, NULL, 0, NULL, NULL, &xrc, &e);
+		sb_best_effort(child_run(argv, &o, NULL, 0, NULL, NULL, &xrc, &e));   /* cleanup */
 	}
 	return rc;
 }

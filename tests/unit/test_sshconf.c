@@ -515,9 +515,9 @@ static void check_with_ssh(const struct sshconf_host *h, size_t n, const char *w
 	snprintf(path, sizeof(path), "%s/ssh_config", tmpdir);
 	CHECK_INT(write_file(path, conf.data, conf.len), 0);
 	for (i = 0; i < n; i++) {
-		paths_alias(h[i].account, h[i].host, &alias);
-		paths_control(cfg.state_dir, h[i].account, h[i].key_version, h[i].host, h[i].port, h[i].user, h[i].host_key, &cp, &e);
-		paths_agent_sock(cfg.state_dir, h[i].account, &agent, &e);
+		CHECK_INT(paths_alias(h[i].account, h[i].host, &alias), 0);
+		CHECK_INT(paths_control(cfg.state_dir, h[i].account, h[i].key_version, h[i].host, h[i].port, h[i].user, h[i].host_key, &cp, &e), 0);
+		CHECK_INT(paths_agent_sock(cfg.state_dir, h[i].account, &agent, &e), 0);
 		snprintf(port, sizeof(port), "%d", h[i].port);
 		if (ssh_G(path, alias.data, "hostname", v, sizeof(v)) != 0 || strcmp(v, h[i].host) != 0 ||
 		    ssh_G(path, alias.data, "port", v, sizeof(v)) != 0 || strcmp(v, port) != 0 ||
