@@ -6,7 +6,7 @@
 #include "buf.h"
 #include "kv.h"
 #include "paths.h"
-#include "transport.h"
+#include "sshstate.h"
 
 int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv)
 {
@@ -22,7 +22,7 @@ int cmd_ssh_config(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	if ((r = kv_open(&kv, ctx->cfg->redis_url, ctx->cfg->redis_timeout_ms, &e)) != 0)
 		goto fail;
-	r = transport_sync(kv, ctx->cfg, 1, &e);
+	r = sshstate_sync(kv, ctx->cfg, 1, &e);
 	kv_free(kv);
 	if (r)
 		goto fail;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "paths.h"
-#include "transport.h"
+#include "sshstate.h"
 
 #define OPERATOR_AGENT_LIFETIME_S 600
 
@@ -28,7 +28,7 @@ int conn_prepare(struct conn *c, const struct config *cfg, struct kv *kv, const 
 					 sbx->account);
 		return r;
 	}
-	if ((r = transport_sync(kv, cfg, 0, e)) != 0 ||
+	if ((r = sshstate_sync(kv, cfg, 0, e)) != 0 ||
 	    (r = conn_names(cfg, sbx, c->acct.key_version, &c->alias, &c->cpath, e)) != 0)
 		return r;
 	c->t.cfg = cfg;

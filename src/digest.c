@@ -1,9 +1,7 @@
 #include "digest.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
 
 /* FIPS 180-4 §4.2.2 */
 static const uint32_t K[64] = {
@@ -72,22 +70,4 @@ void sha256(const void *data, size_t len, unsigned char out[SHA256_LEN])
 		out[4 * i + 2] = (unsigned char)(h[i] >> 8);
 		out[4 * i + 3] = (unsigned char)h[i];
 	}
-}
-
-int random_bytes(void *buf, size_t n)
-{
-	unsigned char *p = buf;
-
-	while (n > 0) {
-		ssize_t got = getrandom(p, n, 0);
-
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += got;
-		n -= (size_t)got;
-	}
-	return 0;
 }

@@ -1,4 +1,4 @@
-/* layer 3: the NDJSON event stream on stdout (DESIGN.md §2, docs/events.md).
+/* layer 3: the NDJSON event stream on stdout (docs/events.md).
  *
  * Events are queued in memory and written with non-blocking writes from the
  * job's poll loop, so a slow reader never delays lease renewal; the loop

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "digest.h"
+#include "entropy.h"
 #include "ossl.h"
 #include "secret.h"
 
@@ -281,7 +281,7 @@ int fernet_genkey(struct buf *out)
 	unsigned char k[32];
 	int r;
 
-	if (random_bytes(k, sizeof(k)) != 0)
+	if (entropy_fill(k, sizeof(k)) != 0)
 		return SB_ERR_INTERNAL;
 	r = b64url_encode(k, sizeof(k), out);
 	secret_wipe(k, sizeof(k));
@@ -371,7 +371,7 @@ int fernet_encrypt(const struct fernet_keyring *kr, const void *msg, size_t len,
 
 	if (!kr || !kr->n)
 		return SB_ERR_USAGE;
-	if (random_bytes(iv, sizeof(iv)) != 0)
+	if (entropy_fill(iv, sizeof(iv)) != 0)
 		return SB_ERR_INTERNAL;
 	return fernet_encrypt_at(&kr->keys[0], msg, len, now < 0 ? 0 : (uint64_t)now, iv, out);
 }
@@ -542,7 +542,7 @@ int fernet_rotate(const struct fernet_keyring *kr, const char *token, size_t len
 		r = open_error(e, r);
 		goto out;
 	}
-	if (random_bytes(iv, sizeof(iv)) != 0) {
+	if (entropy_fill(iv, sizeof(iv)) != 0) {
 		r = sb_error_set(e, SB_ERR_INTERNAL, "cannot rotate Fernet token: no random IV");
 		goto out;
 	}

@@ -14,7 +14,7 @@
 #include "child.h"
 #include "clock.h"
 #include "conn.h"
-#include "digest.h"
+#include "entropy.h"
 #include "kv.h"
 #include "lock.h"
 #include "log.h"
@@ -432,7 +432,7 @@ static SB_MUST_CHECK int start_session(struct job *j, struct sb_error *e)
 	char name[160];
 	int r, i;
 
-	if (random_bytes(rnd, sizeof(rnd)) != 0)
+	if (entropy_fill(rnd, sizeof(rnd)) != 0)
 		return sb_error_set(e, SB_ERR_INTERNAL, "no randomness for the job nonce");
 	for (i = 0; i < 16; i++)
 		snprintf(s->nonce + 2 * i, 3, "%02x", rnd[i]);

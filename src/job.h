@@ -1,13 +1,16 @@
 /* layer 3: one job, from the slot lock to the released lock — the state
- * machine of `sshbox run`.
+ * machine of `sshbox run`, as explicit phases (job.c's table):
  *
- *   pick sandbox + lock slot → sync ssh config → agent (supervisor's, or a
- *   private one) → master → one ssh session running the remote script →
- *   poll loop (stream, heartbeats, lease renewal, timeouts, signals) →
- *   output closed and exit status in → release lock → sshbox.result.
+ *   ACQUIRE  queue, sandbox choice and slot lock (schedule.h)
+ *   CONNECT  account -> agent -> master (conn.h)
+ *   START    the remote script and its secrets on one ssh session
+ *   STREAM   output forwarded (stream.h); heartbeats, lease, timers, signals
+ *   DRAIN    stopping: in-band cancel, then TERM and KILL to ssh
+ *   DONE     output closed and exit status in -> lock given back ->
+ *            outcome (outcome.h) -> sshbox.result
  *
  * Every exit path releases the lock, stops the private agent and reaps
- * every child.  Returns the exit code of `sshbox run` (DESIGN.md §2). */
+ * every child.  Returns the exit code of `sshbox run` (docs/exit-codes.md). */
 #ifndef SSHBOX_JOB_H
 #define SSHBOX_JOB_H
 

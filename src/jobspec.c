@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "buf.h"
-#include "digest.h"
+#include "entropy.h"
 #include "json.h"
 #include "secret.h"
 #include "validate.h"
@@ -267,7 +267,7 @@ int jobspec_parse(struct jobspec *s, const char *json, size_t len, const struct 
 		unsigned char rnd[8];
 		char id[32];
 		int i;
-		if (random_bytes(rnd, sizeof(rnd)) != 0) {
+		if (entropy_fill(rnd, sizeof(rnd)) != 0) {
 			r = sb_error_set(e, SB_ERR_INTERNAL, "no randomness for a job_id");
 			goto out;
 		}

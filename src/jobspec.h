@@ -1,4 +1,4 @@
-/* layer 3: the job spec (DESIGN.md §2, docs/job-spec.md): JSON on stdin to
+/* layer 3: the job spec (docs/job-spec.md): JSON on stdin to
  * typed fields.  Unknown, duplicate and mistyped fields are errors naming the
  * field.  The prompt, env values and repo token are secrets: held in memory
  * only and wiped by jobspec_release(). */

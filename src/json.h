@@ -1,7 +1,8 @@
 /* layer 1: strict JSON: an RFC 8259 + UTF-8 validator, jsmn tokens behind
  * typed getters, and writers for NDJSON events.
  *
- * jsmn tokenizes but does not validate (DESIGN.md §4 "Stream"), so every
+ * jsmn tokenizes but does not validate (strict mode still accepts many
+ * invalid documents), so every
  * document passes json_validate() first; its token count sizes the single
  * jsmn pass exactly.  jsmn is compiled into json.c only: no other file needs
  * jsmn.h.

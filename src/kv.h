@@ -1,5 +1,5 @@
-/* layer 1: the one thin hiredis 0.14 wrapper (fernet-redis-jsmn.md §2.5,
- * rules 16-20).
+/* layer 1: the one thin hiredis 0.14 wrapper (docs/locks.md has what it
+ * is used for).
  *
  * - Commands go only through redisCommandArgv with explicit lengths; data
  *   is never formatted into a command string.
@@ -94,8 +94,8 @@ struct kv_script {
 #define KV_SCRIPT(name, lua) { (name), (lua) }
 
 /* EVAL: the server caches the compiled script by its SHA1 either way.  Not
- * EVALSHA: that needs the SHA1 here (OpenSSL's first digest costs a short
- * `sshbox run` 1 ms and 2.4 MB), and a NOSCRIPT after a restart or
+ * EVALSHA: that needs the SHA1 here (OpenSSL's first digest is a cost
+ * `sshbox run` avoids, see digest.h), and a NOSCRIPT after a restart or
  * failover costs a second round trip; the scripts are under 2 KB.  Every
  * key goes in keys[]. */
 SB_MUST_CHECK int kv_eval(struct kv *kv, struct kv_script *script, struct kv_value *reply, struct sb_error *e,

@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "clock.h"
-#include "digest.h"
+#include "entropy.h"
 #include "secret.h"
 #include "validate.h"
 
@@ -193,7 +192,7 @@ static SB_MUST_CHECK int make_token(char out[33], struct sb_error *e)
 	static const char hex[] = "0123456789abcdef";
 	int i;
 
-	if (random_bytes(raw, sizeof(raw)) != 0)
+	if (entropy_fill(raw, sizeof(raw)) != 0)
 		return sb_error_set(e, SB_ERR_INTERNAL, "cannot draw a random lock token (getrandom failed)");
 	for (i = 0; i < 16; i++) {
 		out[2 * i] = hex[raw[i] >> 4];

@@ -1,5 +1,5 @@
-/* layer 2: per-sandbox N-slot leases in Redis with fencing numbers
- * (fernet-redis-jsmn.md §2.6 and rules 7-12, 19, 22; DESIGN.md §4 "Slots").
+/* layer 2: per-sandbox N-slot leases in Redis with fencing numbers (the
+ * protocol and its pitfalls: docs/locks.md).
  *
  * Keys (the hash tag keeps one sandbox's keys in one Redis Cluster slot;
  * <host> is always the canonical spelling from validate_host_canonical):

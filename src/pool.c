@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "digest.h"
+#include "entropy.h"
 #include "validate.h"
 
 #define KEY_MAX 400
@@ -132,7 +132,7 @@ int pool_enqueue(struct kv *kv, const char *account, const char *job_id, struct 
 
 	if ((r = queue_keys(account, q, alive, seq, e)) != 0 || (r = validate_job_id(job_id, e)) != 0)
 		return r;
-	if (random_bytes(rnd, sizeof(rnd)) != 0)
+	if (entropy_fill(rnd, sizeof(rnd)) != 0)
 		return sb_error_set(e, SB_ERR_INTERNAL, "no randomness for a queue ticket");
 	for (i = 0; i < 16; i++)
 		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
@@ -261,7 +261,7 @@ int pool_mark_unhealthy(struct kv *kv, const char *account, const char *host, co
 
 	if ((r = health_keys(account, host, hk, fk, e)) != 0)
 		return r;
-	if (random_bytes(rnd, sizeof(rnd)) != 0)
+	if (entropy_fill(rnd, sizeof(rnd)) != 0)
 		rnd[0] = rnd[1] = 0;
 	/* -200..+200 permille */
 	snprintf(jitter, sizeof(jitter), "%d", (int)(((unsigned)rnd[0] << 8 | rnd[1]) % 401) - 200);

@@ -28,7 +28,7 @@
 #include "registry.h"
 #include "remote.h"
 #include "ssh.h"
-#include "transport.h"
+#include "sshstate.h"
 #include "validate.h"
 
 #define POLL_MS 500                 /* registry version poll: changes seen within 2 s */
@@ -1006,7 +1006,7 @@ static SB_MUST_CHECK int reconcile(struct sv *sv, int force, struct sb_error *e)
 		return r;
 	if (v == sv->version && !force)
 		return 0;
-	if ((r = transport_sync(sv->kv, sv->cfg, force, e)) != 0 || (r = reconcile_accounts(sv, e)) != 0 ||
+	if ((r = sshstate_sync(sv->kv, sv->cfg, force, e)) != 0 || (r = reconcile_accounts(sv, e)) != 0 ||
 	    (r = reconcile_sandboxes(sv, e)) != 0)
 		return r;
 	if (v != sv->version)

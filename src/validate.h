@@ -6,7 +6,8 @@
  * naming the field and echoing the value sanitized (printable ASCII only,
  * truncated), e.g. "invalid host '-oProxyCommand=x': must not start with '-'".
  * A NULL value is refused ("missing").  The rules are deliberately narrower
- * than what ssh, git or the shell would accept (openssh.md §6 rules 1-3). */
+ * than what ssh, git or the shell would accept: a hostile value must never
+ * become an ssh option, a config directive or shell syntax. */
 #ifndef SSHBOX_VALIDATE_H
 #define SSHBOX_VALIDATE_H
 

@@ -9,7 +9,7 @@
 # stdin, its parameters as shell assignments, then `setup`, then `repo` when
 # the job has a repository, then `run`.
 #
-# Rules it keeps (notes/openssh.md §2.5, §4.4):
+# Rules it keeps (docs/remote-protocol.md has the contract):
 # - kill first, write afterwards: SIGPIPE is ignored, so a write to a dead
 #   session fails (EPIPE) instead of killing the script before it cleaned
 #   up; an EXIT trap cleans up anyway.  Claude Code gets SIGPIPE back;

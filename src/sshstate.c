@@ -1,4 +1,4 @@
-#include "transport.h"
+#include "sshstate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +45,7 @@ static SB_MUST_CHECK int write_pubkeys(struct kv *kv, const struct config *cfg, 
 	return r;
 }
 
-int transport_sync(struct kv *kv, const struct config *cfg, int force, struct sb_error *e)
+int sshstate_sync(struct kv *kv, const struct config *cfg, int force, struct sb_error *e)
 {
 	struct sandbox_rec *sbx = NULL;
 	struct sshconf_host *hosts = NULL;
