@@ -204,14 +204,36 @@ int ssh_master_ensure(const struct ssh_target *t, struct sb_error *e)
 	return ssh_master_open(t, t->cfg->control_persist_s, e);
 }
 
+/* The argv of `ssh -f -N -oControlMaster=yes` for t's master, with its -E
+ * log (emptied first, so a failure reads only this attempt) at *logp; a
+ * socket left by a killed master is removed first. */
+static SB_MUST_CHECK int master_open_argv(const struct ssh_target *t, int persist_s, struct buf *logp,
+					  struct strvec *argv, struct sb_error *e)
+{
+	int logfd;
+
+	(void)unlink(t->control_path);   /* stale socket of a killed master */
+	if (paths_log(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, logp) != 0 || buf_puts(logp, ".log") < 0)
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	logfd = open(logp->data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (logfd >= 0)
+		close(logfd);
+	if (ssh_argv_start(argv, t) || strvec_push(argv, "-f") || strvec_push(argv, "-N") ||
+	    strvec_push(argv, "-oControlMaster=yes") ||
+	    (persist_s < 0 ? strvec_push(argv, "-oControlPersist=yes")
+			   : strvec_pushf(argv, "-oControlPersist=%d", persist_s)) ||
+	    strvec_push(argv, "-E") || strvec_push(argv, logp->data) || ssh_argv_finish(argv, t, NULL))
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
 int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *e)
 {
 	struct strvec argv = STRVEC_INIT;
 	struct buf lockp = BUF_INIT, logp = BUF_INIT;
-	const char *digest = strrchr(t->control_path, '/') + 1;
 	int64_t timeout = (int64_t)t->cfg->ssh_connect_timeout_s * 1000 + 20000;
 	struct child_run_opts o = { NULL, "/", 1, 0, timeout };
-	int alive = 0, fd = -1, r, code = -1, logfd;
+	int alive = 0, fd = -1, r, code = -1;
 
 	if ((r = ssh_master_check(t, &alive, e)) != 0 || alive)
 		return r;
@@ -225,22 +247,8 @@ int ssh_master_open(const struct ssh_target *t, int persist_s, struct sb_error *
 	/* somebody else may have opened it while we waited */
 	if ((r = ssh_master_check(t, &alive, e)) != 0 || alive)
 		goto out;
-	(void)unlink(t->control_path);   /* stale socket of a killed master */
-	if (paths_log(t->cfg->state_dir, digest, &logp) != 0 || buf_puts(&logp, ".log") < 0) {
-		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	if ((r = master_open_argv(t, persist_s, &logp, &argv, e)) != 0)
 		goto out;
-	}
-	logfd = open(logp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (logfd >= 0)
-		close(logfd);
-	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-f") || strvec_push(&argv, "-N") ||
-	    strvec_push(&argv, "-oControlMaster=yes") ||
-	    (persist_s < 0 ? strvec_push(&argv, "-oControlPersist=yes")
-			   : strvec_pushf(&argv, "-oControlPersist=%d", persist_s)) ||
-	    strvec_push(&argv, "-E") || strvec_push(&argv, logp.data) || ssh_argv_finish(&argv, t, NULL)) {
-		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
-		goto out;
-	}
 	r = child_run((const char *const *)strvec_argv(&argv), &o, NULL, 0, NULL, NULL, &code, e);
 	if (r == SB_ERR_TIMEOUT)
 		r = sb_error_set(e, SB_ERR_TRANSPORT, "cannot connect to sandbox '%s': no answer within %lld s",
@@ -420,8 +428,7 @@ int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct chil
 	struct strvec argv = STRVEC_INIT;
 	struct buf lockp = BUF_INIT, logp = BUF_INIT;
 	struct sb_error le = SB_ERROR_INIT;
-	const char *digest = strrchr(t->control_path, '/') + 1;
-	int fd = -1, r, logfd;
+	int fd = -1, r;
 
 	*lockfd = -1;
 	if (master_file(t, ".lock", &lockp) < 0)
@@ -440,21 +447,8 @@ int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct chil
 		r = 1;
 		goto out;
 	}
-	(void)unlink(t->control_path);   /* stale socket of a killed master */
-	if (paths_log(t->cfg->state_dir, digest, &logp) != 0 || buf_puts(&logp, ".log") < 0) {
-		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	logfd = open(logp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (logfd >= 0)
-		close(logfd);
-	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-f") || strvec_push(&argv, "-N") ||
-	    strvec_push(&argv, "-oControlMaster=yes") ||
-	    (persist_s < 0 ? strvec_push(&argv, "-oControlPersist=yes")
-			   : strvec_pushf(&argv, "-oControlPersist=%d", persist_s)) ||
-	    strvec_push(&argv, "-E") || strvec_push(&argv, logp.data) || ssh_argv_finish(&argv, t, NULL)) {
+	if ((r = master_open_argv(t, persist_s, &logp, &argv, e)) != 0) {
 		strvec_clear(&argv);
-		r = sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	if ((r = start_argv(&argv, c, 0, e)) != 0)
