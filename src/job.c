@@ -208,6 +208,7 @@ static enum phase acquire_enter(struct job *j)
 			return setup_failed(j, r, &e);
 	}
 	j->acq.retry_at = 0;
+	j->acq.position = 0;   /* a new round (after an exclusion) announces its place again */
 	return PH_ACQUIRE;
 }
 
@@ -397,12 +398,14 @@ static void on_ssh_out(struct loop *l, int fd, short revents, void *ctx)
 {
 	struct job *j = ctx;
 	int *p = fd == j->ses.ssh.out_fd ? &j->ses.ssh.out_fd : &j->ses.ssh.err_fd;
+	int got = stream_pump(j->ses.stream, fd, p == &j->ses.ssh.out_fd);
 
+	(void)l;
 	(void)revents;
-	if (stream_pump(j->ses.stream, p, p == &j->ses.ssh.out_fd))
+	if (got & STREAM_GOT)
 		j->ses.last_output = clock_now_ms();
-	if (*p < 0)
-		loop_unwatch(l, fd);   /* closed by the stream at EOF */
+	if (got & STREAM_EOF)
+		close_watched(j, p);
 }
 
 static void on_ssh_in(struct loop *l, int fd, short revents, void *ctx)
@@ -568,6 +571,21 @@ static SB_MUST_CHECK int session_over(struct job *j, int64_t now)
 	return 1;
 }
 
+/* The timers STREAM and DRAIN share, only while they can fire: a heartbeat
+ * once the last input is out, a renewal while the lease is ours and ssh
+ * runs (a time left in the past would spin the loop). */
+static void session_wakeups(struct job *j, int64_t *next)
+{
+	struct session_data *s = &j->ses;
+
+	if (j->phase == PH_STREAM && s->ssh.in_fd >= 0 && s->in.len == 0)
+		*next = min64(*next, s->next_heartbeat);
+	if (!j->lease.lost && !s->ssh.reaped)
+		*next = min64(*next, j->lease.next_renew);
+	if (s->pipes_grace_at)
+		*next = min64(*next, s->pipes_grace_at);
+}
+
 /* What the loop watches this round: no reading the sandbox while the
  * reader of our events holds us back. */
 static void session_watch(struct job *j)
@@ -623,10 +641,10 @@ static enum phase stream_tick(struct job *j, int64_t now, int64_t *next)
 
 	if (session_over(j, now))
 		return PH_DONE;
-	if (j->ev->broken)
+	if (j->signal != STOP_NONE)
+		why = j->signal;   /* first: a web app that dies may close our stdout and signal us */
+	else if (j->ev->broken)
 		why = STOP_CONSUMER;
-	else if (j->signal != STOP_NONE)
-		why = j->signal;
 	else if (renew_lease(j, now))
 		why = STOP_LEASE;
 	if (events_pending(j->ev) > EVENTS_HIGH_WATER)
@@ -645,9 +663,7 @@ static enum phase stream_tick(struct job *j, int64_t now, int64_t *next)
 		}
 		s->next_heartbeat = now + j->heartbeat_ms;
 	}
-	*next = min64(*next, min64(s->next_heartbeat, j->lease.next_renew));
-	if (s->pipes_grace_at)
-		*next = min64(*next, s->pipes_grace_at);
+	session_wakeups(j, next);
 	session_watch(j);
 	return PH_STREAM;
 }
@@ -688,13 +704,11 @@ static enum phase drain_tick(struct job *j, int64_t now, int64_t *next)
 			j->stop.kill_at = now + KILL_GRACE_MS;
 		}
 	}
-	*next = min64(*next, min64(s->next_heartbeat, j->lease.next_renew));
 	if (j->stop.term_at)
 		*next = min64(*next, j->stop.term_at);
 	if (j->stop.kill_at)
 		*next = min64(*next, j->stop.kill_at);
-	if (s->pipes_grace_at)
-		*next = min64(*next, s->pipes_grace_at);
+	session_wakeups(j, next);
 	session_watch(j);
 	return PH_DRAIN;
 }
@@ -785,9 +799,9 @@ static enum phase done_enter(struct job *j)
 		if (!j->ses.ssh.reaped)
 			sb_best_effort(child_wait(&j->ses.ssh, clock_deadline_in(0), KILL_GRACE_MS));   /* reaped either way */
 	}
-	/* after a session, always: a lease lost while it ran still leaves
-	 * the job's reservation to delete */
-	if (j->ses.t0 || j->lease.lock.held)
+	/* whenever a slot was taken, held or not: a lease lost while
+	 * connecting or running still leaves the job's reservation to delete */
+	if (j->lease.lock.token[0])
 		release_lease(j);
 	if (!j->end_known)
 		end_with(j, session_end(j), j->detail);
@@ -860,7 +874,7 @@ static void job_goto(struct job *j, enum phase to)
 
 static void job_release(struct job *j)
 {
-	if (j->lease.lock.held) {
+	if (j->lease.lock.token[0]) {
 		struct sb_error rel = SB_ERROR_INIT;
 		sb_best_effort(lock_unlock(j->kv, &j->lease.lock, &rel));   /* else the lease runs out */
 	}
@@ -881,6 +895,7 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, s
 {
 	struct job j;
 	struct sb_error e = SB_ERROR_INIT;
+	int r;
 
 	memset(&j, 0, sizeof(j));
 	j.cfg = cfg;
@@ -930,10 +945,11 @@ int job_run(const struct config *cfg, struct jobspec *spec, struct events *ev, s
 			job_goto(&j, to);
 			continue;
 		}
-		if (loop_run_once(loop, next - now < 0 ? 0 : next - now) != 0) {
-			log_error("the event loop failed: %s", strerror(errno));
+		if ((r = loop_run_once(loop, next - now < 0 ? 0 : next - now)) != 0) {
 			if (j.ses.ssh.pid > 0 && !j.ses.ssh.reaped)
 				child_signal(&j.ses.ssh, SIGKILL);
+			end_with(&j, JOB_END_SETUP_SOFTWARE,
+				 r == SB_ERR_NOMEM ? "out of memory in the event loop" : "the event loop's poll failed");
 			job_goto(&j, PH_DONE);
 		}
 	}

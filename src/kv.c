@@ -126,6 +126,20 @@ static SB_MUST_CHECK int value_from_reply(struct kv_value *out, redisReply *r)
 }
 
 /* Hand r to the caller as a value (or drop it when out is NULL); frees r. */
+/* Every string of r, however deep: a reply may hold a key token, and a copy
+ * that ran out of memory half-way has not wiped the rest. */
+static void wipe_reply(redisReply *r)
+{
+	size_t i;
+
+	if (r->str && r->len)
+		secret_wipe(r->str, r->len);
+	if (r->type == REDIS_REPLY_ARRAY)
+		for (i = 0; i < r->elements; i++)
+			if (r->element[i])
+				wipe_reply(r->element[i]);
+}
+
 static SB_MUST_CHECK int take_reply(struct kv *kv, redisReply *r, struct kv_value *out, struct sb_error *e)
 {
 	int rc = 0;
@@ -137,6 +151,8 @@ static SB_MUST_CHECK int take_reply(struct kv *kv, redisReply *r, struct kv_valu
 		else if (rc)
 			sb_error_set(e, rc, "Redis at %s: a reply of unknown type %d", kv->where, r->type);
 	}
+	if (rc)
+		wipe_reply(r);
 	freeReplyObject(r);
 	return rc;
 }

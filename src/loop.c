@@ -108,9 +108,12 @@ int loop_watch(struct loop *l, int fd, short events, loop_fd_fn fn, void *ctx)
 	if (fd < 0 || !fn)
 		return SB_ERR_INTERNAL;
 	if ((w = find_fd(l, fd)) != NULL) {
+		/* a new owner (or the same again): readiness polled for the old
+		 * one must not reach it this round */
 		w->events = events;
 		w->fn = fn;
 		w->ctx = ctx;
+		w->serial = l->next_serial++;
 		return 0;
 	}
 	if (l->nfds == l->fds_cap) {

@@ -236,7 +236,7 @@ static void on_stderr_drop(void *ctx, size_t dropped)
 	emit_line(ctx, "sshbox.stderr", msg, strlen(msg));
 }
 
-int stream_pump(struct stream *s, int *fd, int is_stdout)
+int stream_pump(struct stream *s, int fd, int is_stdout)
 {
 	/* a quarter of the 1 MiB pipe a call: fewer wake-ups per MB than
 	 * 64 KiB reads (docs/performance.md); static: one job a process, and
@@ -247,11 +247,11 @@ int stream_pump(struct stream *s, int *fd, int is_stdout)
 	ndjson_drop_fn *on_drop = is_stdout ? on_stdout_drop : on_stderr_drop;
 	int rounds, got = 0;
 
-	for (rounds = 0; rounds < 16 && *fd >= 0; rounds++) {
-		ssize_t n = read(*fd, tmp, sizeof(tmp));
+	for (rounds = 0; rounds < 16; rounds++) {
+		ssize_t n = read(fd, tmp, sizeof(tmp));
 
 		if (n > 0) {
-			got = 1;
+			got = STREAM_GOT;
 			if (!s)
 				continue;   /* no stream (out of memory): drained while the job stops */
 			/* a line that could not be kept (out of memory) is
@@ -267,8 +267,7 @@ int stream_pump(struct stream *s, int *fd, int is_stdout)
 			break;
 		if (s)
 			ndjson_finish(fr, on_line, on_drop, s);
-		close(*fd);
-		*fd = -1;
+		return got | STREAM_EOF;
 	}
 	return got;
 }

@@ -45,11 +45,14 @@ SB_MUST_CHECK struct stream *stream_new(struct events *ev, const char *nonce, si
 void stream_free(struct stream *s);
 const struct stream_state *stream_state(const struct stream *s);
 
-/* Read what *fd has now (a bounded number of reads) as stdout (is_stdout)
- * or stderr, and pass it on.  At EOF the unfinished last line is passed on
- * and *fd is closed and set to -1.  Returns 1 when bytes came, else 0.
- * Stops early while the event queue is over EVENTS_HIGH_WATER.  s may be
- * NULL (it could not be made): the bytes are read and dropped. */
-int stream_pump(struct stream *s, int *fd, int is_stdout);
+/* Read what fd has now (a bounded number of reads) as stdout (is_stdout)
+ * or stderr, and pass it on.  At EOF the unfinished last line is passed
+ * on; closing fd is the caller's (it may be watched).  Returns
+ * STREAM_GOT when bytes came, | STREAM_EOF at the end.  Stops early while
+ * the event queue is over EVENTS_HIGH_WATER.  s may be NULL (it could not
+ * be made): the bytes are read and dropped. */
+#define STREAM_GOT 1
+#define STREAM_EOF 2
+int stream_pump(struct stream *s, int fd, int is_stdout);
 
 #endif

@@ -816,7 +816,9 @@ static SB_MUST_CHECK int sock_is_dead(const char *path)
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	/* non-blocking: a wedged listener with a full backlog must not hold
+	 * the loop (EAGAIN: somebody listens) */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		return 0;
 	dead = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno == ECONNREFUSED;
 	close(fd);
@@ -913,7 +915,7 @@ static void sweep_listed(struct sv_sandbox *s, struct sv_op *op)
 	struct ssh_target t;
 	struct buf rm = BUF_INIT, jobs = BUF_INIT;
 	char *line, *save = NULL;
-	int code = -1, nrm = 0;
+	int code = -1, nrm = 0, redis_down = 0;
 	size_t i;
 
 	target_of(sv, s, s->cpath.data, &t);
@@ -947,12 +949,15 @@ static void sweep_listed(struct sv_sandbox *s, struct sv_op *op)
 
 			if (strcmp(o->host, s->host) != 0 || o->port != s->port || strcmp(o->workdir, s->workdir) != 0)
 				continue;
-			if (lock_key_job(key, sizeof(key), o->account, id, NULL) != 0 ||
-			    kv_cmd_integer(sv->kv, &exists, NULL, "EXISTS", key, NULL) != 0)
+			if (lock_key_job(key, sizeof(key), o->account, id, NULL) != 0)
 				held = 1;   /* cannot tell: keep it */
+			else if (kv_cmd_integer(sv->kv, &exists, NULL, "EXISTS", key, NULL) != 0)
+				held = redis_down = 1;   /* and ask no more: each would wait its timeout */
 			else
 				held = exists != 0;
 		}
+		if (redis_down)
+			break;
 		if (held)
 			continue;
 		buf_addc(&rm, ' ');
@@ -960,7 +965,9 @@ static void sweep_listed(struct sv_sandbox *s, struct sv_op *op)
 		log_info("sweep of sandbox '%s': removing %s/%s (no job holds it)", s->host, jobs.data, line);
 		nrm++;
 	}
-	if (nrm && buf_check(&rm) != 0) {
+	if (redis_down) {
+		log_warn("sweep of sandbox '%s': Redis did not answer; nothing removed", s->host);
+	} else if (nrm && buf_check(&rm) != 0) {
 		log_warn("sweep of sandbox '%s': out of memory", s->host);
 	} else if (nrm) {
 		op_prep(op);
