@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -146,4 +148,25 @@ void fs_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd);
+}
+
+enum fs_sock fs_sock_probe(const char *path)
+{
+	struct sockaddr_un sa;
+	enum fs_sock st = FS_SOCK_UNKNOWN;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return FS_SOCK_UNKNOWN;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return FS_SOCK_UNKNOWN;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN || errno == EINPROGRESS)
+		st = FS_SOCK_LISTENING;   /* EAGAIN: a full backlog, somebody listens */
+	else if (errno == ECONNREFUSED)
+		st = FS_SOCK_REFUSED;
+	close(fd);
+	return st;
 }

@@ -24,4 +24,9 @@ SB_MUST_CHECK int fs_write_all(int fd, const void *data, size_t len);
 SB_MUST_CHECK int fs_lock(const char *path, int64_t timeout_ms, struct sb_error *e);
 void fs_unlock(int fd);
 
+/* Who is behind the Unix socket at path, asked without blocking (a wedged
+ * listener with a full backlog must not hold the caller). */
+enum fs_sock { FS_SOCK_UNKNOWN, FS_SOCK_LISTENING, FS_SOCK_REFUSED };
+enum fs_sock fs_sock_probe(const char *path);
+
 #endif

@@ -7,9 +7,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -404,24 +402,6 @@ int64_t ssh_master_open_timeout_ms(const struct ssh_target *t)
 	return (int64_t)t->cfg->ssh_connect_timeout_s * 1000 + 20000;
 }
 
-/* Somebody listens on the socket at path (a master answered connect). */
-static SB_MUST_CHECK int sock_listening(const char *path)
-{
-	struct sockaddr_un sa;
-	int fd, ok;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return 0;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
-		return 0;
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN || errno == EINPROGRESS;
-	close(fd);
-	return ok;
-}
-
 int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct child *c, int *lockfd,
 			  struct sb_error *e)
 {
@@ -443,7 +423,7 @@ int ssh_master_open_start(const struct ssh_target *t, int persist_s, struct chil
 	}
 	/* the caller's -O check said no master; under the flock a listening
 	 * socket is one opened since (no -O check here: it could block) */
-	if (sock_listening(t->control_path)) {
+	if (fs_sock_probe(t->control_path) == FS_SOCK_LISTENING) {
 		r = 1;
 		goto out;
 	}

@@ -8,9 +8,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -806,25 +804,6 @@ static void check_start(struct loop *l, void *ctx)
 
 /* ---- sweeping ---- */
 
-static SB_MUST_CHECK int sock_is_dead(const char *path)
-{
-	struct sockaddr_un sa;
-	int fd, dead;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return 0;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
-	/* non-blocking: a wedged listener with a full backlog must not hold
-	 * the loop (EAGAIN: somebody listens) */
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
-		return 0;
-	dead = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno == ECONNREFUSED;
-	close(fd);
-	return dead;
-}
-
 /* Sockets in <state>/<sub> that nobody listens on (and whose process, for
  * private agents named <pid>.sock, is gone). */
 static void sweep_sockets(struct sv *sv, const char *sub, int by_pid)
@@ -857,7 +836,7 @@ static void sweep_sockets(struct sv *sv, const char *sub, int by_pid)
 
 			if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
 				continue;
-		} else if (!sock_is_dead(p.data)) {
+		} else if (fs_sock_probe(p.data) != FS_SOCK_REFUSED) {
 			continue;
 		}
 		if (unlink(p.data) == 0)
