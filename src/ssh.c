@@ -67,8 +67,8 @@ static SB_MUST_CHECK int control_op(const struct ssh_target *t, const char *op, 
 }
 
 /* <state>/lock/<digest><suffix>: the files that go with the master at a
- * ControlPath — .lock (opening it), .pid (the pid of the master we opened:
- * ssh -f forks, so only -O check can tell it), .ok (the supervisor's vouch). */
+ * ControlPath — .lock (opening it), .pid (the pid of the master we opened),
+ * .ok (the supervisor's vouch). */
 static SB_MUST_CHECK int master_file(const struct ssh_target *t, const char *suffix, struct buf *out)
 {
 	int r = paths_lock(t->cfg->state_dir, strrchr(t->control_path, '/') + 1, out);
@@ -76,24 +76,80 @@ static SB_MUST_CHECK int master_file(const struct ssh_target *t, const char *suf
 	return r ? r : buf_puts(out, suffix);
 }
 
+/* Is argv (NUL-separated, /proc/<pid>/cmdline) that of the master we open
+ * for t: -oControlPath=<its path> and -oControlMaster=yes? */
+static int is_master_cmdline(const struct ssh_target *t, const struct buf *cmd)
+{
+	char want[PATHS_CONTROL_MAX + 32];
+	const char *p, *end;
+	int has_path = 0, is_master = 0;
+
+	snprintf(want, sizeof(want), "-oControlPath=%s", t->control_path);
+	for (p = cmd->data, end = cmd->data + cmd->len; p && p < end; p += strlen(p) + 1) {
+		has_path |= strcmp(p, want) == 0;
+		is_master |= strcmp(p, "-oControlMaster=yes") == 0;
+	}
+	return has_path && is_master;
+}
+
+/* The process start time (clock ticks since boot) of pid; 0 if unknown. */
+static unsigned long long start_time(long pid)
+{
+	char path[64];
+	struct buf st = BUF_INIT;
+	unsigned long long t = 0;
+	const char *p;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (fs_read_file(path, &st, 4096, NULL) == 0 && (p = strrchr(buf_cstr(&st), ')')) != NULL) {
+		/* after "pid (comm)": state is field 3, starttime field 22 */
+		for (field = 2; *p && field < 22; p++)
+			if (*p == ' ')
+				field++;
+		t = strtoull(p, NULL, 10);
+	}
+	buf_release(&st);
+	return t;
+}
+
+/* The pid of the master just opened for t, from /proc (ssh -f forks, and
+ * asking the master with -O check could wait on it): the youngest process
+ * whose argv is that master's.  Recorded in <state>/lock/<digest>.pid so
+ * that a master found wedged later can be killed, not only unlinked. */
 static void record_master_pid(const struct ssh_target *t)
 {
-	struct buf err = BUF_INIT, pf = BUF_INIT;
-	const char *p;
-	int code;
+	struct buf cmd = BUF_INIT, pf = BUF_INIT;
+	unsigned long long best_start = 0;
+	long best = 0;
+	struct dirent *d;
+	DIR *dh = opendir("/proc");
+	char path[64], line[32];
+	int n;
 
-	buf_init(&err, 4096);
-	if (control_op(t, "-Ocheck", &err, &code, NULL) == 0 && code == 0 &&
-	    (p = strstr(buf_cstr(&err), "(pid=")) != NULL) {
-		long pid = strtol(p + 5, NULL, 10);
-		char line[32];
-		int n = snprintf(line, sizeof(line), "%ld\n", pid);
+	if (!dh)
+		return;
+	while ((d = readdir(dh)) != NULL) {
+		long pid = strtol(d->d_name, NULL, 10);
+		unsigned long long st;
 
-		if (pid > 0 && master_file(t, ".pid", &pf) == 0)
-			/* without it a wedged master is unlinked, not killed */
-			sb_best_effort(fs_write_atomic(pf.data, line, (size_t)n, 0600, NULL));
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+		buf_reset(&cmd);
+		if (fs_read_file(path, &cmd, 65536, NULL) != 0 || !cmd.len || !is_master_cmdline(t, &cmd))
+			continue;
+		if ((st = start_time(pid)) >= best_start) {
+			best_start = st;
+			best = pid;
+		}
 	}
-	buf_release(&err);
+	closedir(dh);
+	n = snprintf(line, sizeof(line), "%ld\n", best);
+	if (best > 0 && master_file(t, ".pid", &pf) == 0)
+		/* without it a wedged master is unlinked, not killed */
+		sb_best_effort(fs_write_atomic(pf.data, line, (size_t)n, 0600, NULL));
+	buf_release(&cmd);
 	buf_release(&pf);
 }
 
@@ -103,22 +159,16 @@ static void record_master_pid(const struct ssh_target *t)
 static void kill_wedged_master(const struct ssh_target *t)
 {
 	struct buf pf = BUF_INIT, pidtxt = BUF_INIT, cmd = BUF_INIT;
-	char path[64], want[PATHS_CONTROL_MAX + 32];
-	const char *p, *end;
-	int has_path = 0, is_master = 0;
+	char path[64];
 	long pid;
 
-	if (master_file(t, ".pid", &pf) != 0 || fs_read_file(pf.data, &pidtxt, 64, NULL) != 0 || (pid = strtol(buf_cstr(&pidtxt), NULL, 10)) <= 0)
+	if (master_file(t, ".pid", &pf) != 0 || fs_read_file(pf.data, &pidtxt, 64, NULL) != 0 ||
+	    (pid = strtol(buf_cstr(&pidtxt), NULL, 10)) <= 0)
 		goto out;
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-	snprintf(want, sizeof(want), "-oControlPath=%s", t->control_path);
 	if (fs_read_file(path, &cmd, 65536, NULL) != 0 || !cmd.len)
 		goto out;
-	for (p = cmd.data, end = cmd.data + cmd.len; p < end; p += strlen(p) + 1) {
-		has_path |= strcmp(p, want) == 0;
-		is_master |= strcmp(p, "-oControlMaster=yes") == 0;
-	}
-	if (has_path && is_master) {
+	if (is_master_cmdline(t, &cmd)) {
 		log_warn("killing the wedged ControlMaster (pid %ld) of '%s'", pid, t->alias);
 		(void)kill((pid_t)pid, SIGKILL);
 	}
@@ -395,6 +445,29 @@ int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int tim
 	}
 	*alive = child_exit_code(c) == 0;
 	return 0;
+}
+
+int ssh_master_stop_start(const struct ssh_target *t, struct child *c, struct sb_error *e)
+{
+	struct strvec argv = STRVEC_INIT;
+
+	if (access(t->control_path, F_OK) != 0)
+		return 1;
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ostop") || ssh_argv_finish(&argv, t, NULL)) {
+		strvec_clear(&argv);
+		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
+	}
+	return start_argv(&argv, c, 0, e);
+}
+
+void ssh_master_stop_finish(const struct ssh_target *t, struct child *c, int timed_out)
+{
+	(void)c;   /* its status says nothing more: the socket is gone either way */
+	if (timed_out) {
+		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
+		kill_wedged_master(t);
+		(void)unlink(t->control_path);
+	}
 }
 
 int64_t ssh_master_open_timeout_ms(const struct ssh_target *t)

@@ -68,6 +68,10 @@ SB_MUST_CHECK int ssh_exec(const struct ssh_target *t, const char *cmd, const ch
 SB_MUST_CHECK int ssh_master_check_start(const struct ssh_target *t, struct child *c, struct sb_error *e);
 SB_MUST_CHECK int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int timed_out, int *alive,
 			    struct sb_error *e);
+/* `-O stop`: 1: no socket, nothing to stop; 0: started.  The finish kills
+ * a master that did not answer (as ssh_master_stop does). */
+SB_MUST_CHECK int ssh_master_stop_start(const struct ssh_target *t, struct child *c, struct sb_error *e);
+void ssh_master_stop_finish(const struct ssh_target *t, struct child *c, int timed_out);
 /* Takes the ControlPath's flock without waiting and keeps it in *lockfd
  * until ssh_master_open_finish (or fs_unlock when the caller gives up).
  * 1: not started — the flock is busy (someone else is opening it) or a

@@ -91,6 +91,18 @@ struct sv_sandbox {
 	int sweep_rm;               /* the sweep op is the rm (else the listing) */
 };
 
+/* A master told to stop (-O stop) while the loop runs: its sandbox entry
+ * may be gone before ssh answers, so it keeps its own copy of the names. */
+struct sv_stop {
+	struct sv *sv;
+	struct child c;
+	struct loop_timer deadline;
+	struct buf alias, cpath;
+	struct ssh_target t;
+	int timed_out;
+	struct sv_stop *next;
+};
+
 struct sv {
 	struct config *cfg;
 	struct kv *kv;
@@ -103,6 +115,8 @@ struct sv {
 	struct loop *loop;
 	struct loop_timer tick;     /* registry poll, agent retirement, sweeps */
 	int force, redis_down;
+	int stopping;               /* shutting down: the loop no longer runs */
+	struct sv_stop *stops;      /* masters being stopped */
 	int (*reload_config)(struct config *cfg, struct sb_error *e);
 };
 
@@ -443,18 +457,96 @@ static void target_of(const struct sv *sv, const struct sv_sandbox *s, const cha
 	t->agent_sock = NULL;
 }
 
+static void stop_free(struct sv_stop *st)
+{
+	struct sv_stop **pp;
+
+	for (pp = &st->sv->stops; *pp; pp = &(*pp)->next)
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	loop_timer_disarm(st->sv->loop, &st->deadline);
+	buf_release(&st->alias);
+	buf_release(&st->cpath);
+	free(st);
+}
+
+static void stop_exited(struct loop *l, struct child *c, void *ctx)
+{
+	struct sv_stop *st = ctx;
+
+	(void)l;
+	ssh_master_stop_finish(&st->t, c, st->timed_out);
+	stop_free(st);
+}
+
+static void stop_deadline(struct loop *l, void *ctx)
+{
+	struct sv_stop *st = ctx;
+
+	(void)l;
+	st->timed_out = 1;
+	child_signal(&st->c, SIGKILL);   /* its exit comes to stop_exited */
+}
+
+/* `-O stop` as a child on the loop: a wedged master costs its own
+ * deadline, nobody else's wait.  While shutting down (no loop any more)
+ * and when out of memory it runs to its end here. */
 static void master_stop(struct sv *sv, struct sv_sandbox *s, const char *cpath, const char *why)
 {
 	struct ssh_target t;
 	struct sb_error e = SB_ERROR_INIT;
+	struct sv_stop *st = sv->stopping ? NULL : calloc(1, sizeof(*st));
+	int r;
 
 	target_of(sv, s, cpath, &t);
 	ssh_master_vouch(&t, 0);
-	if (ssh_master_stop(&t, &e) != 0)
-		log_warn("sandbox '%s' of account '%s': %s", s->host, s->account, e.msg);
-	else
+	if (st) {
+		st->sv = sv;
+		st->c = (struct child)CHILD_INIT;
+		st->deadline = (struct loop_timer)LOOP_TIMER_INIT;
+		st->alias = (struct buf)BUF_INIT;
+		st->cpath = (struct buf)BUF_INIT;
+		if (buf_puts(&st->alias, t.alias) != 0 || buf_puts(&st->cpath, cpath) != 0) {
+			buf_release(&st->alias);
+			buf_release(&st->cpath);
+			free(st);
+			st = NULL;
+		}
+	}
+	if (!st) {
+		if (ssh_master_stop(&t, &e) != 0)
+			log_warn("sandbox '%s' of account '%s': %s", s->host, s->account, e.msg);
+		else
+			log_info("sandbox '%s' of account '%s': master stopped (%s); it exits after its last session",
+				 s->host, s->account, why);
+		return;
+	}
+	st->t = t;
+	st->t.alias = st->alias.data;
+	st->t.control_path = st->cpath.data;
+	st->t.host = NULL;   /* the entry's: not kept */
+	r = ssh_master_stop_start(&st->t, &st->c, &e);
+	if (r == 0 && loop_watch_child(sv->loop, &st->c, stop_exited, st) != 0) {
+		child_signal(&st->c, SIGKILL);
+		sb_best_effort(child_wait(&st->c, clock_now_ms(), 100));   /* killed: reaped either way */
+		r = sb_error_set(&e, SB_ERR_NOMEM, "out of memory");
+	}
+	if (r < 0)
+		log_warn("sandbox '%s' of account '%s': cannot stop its master: %s", s->host, s->account, e.msg);
+	else if (r == 0)
 		log_info("sandbox '%s' of account '%s': master stopped (%s); it exits after its last session",
 			 s->host, s->account, why);
+	if (r != 0) {
+		buf_release(&st->alias);
+		buf_release(&st->cpath);
+		free(st);
+		return;
+	}
+	st->next = sv->stops;
+	sv->stops = st;
+	loop_timer_arm(sv->loop, &st->deadline, clock_now_ms() + SSH_CONTROL_TIMEOUT_MS, stop_deadline, st);
 }
 
 static void check_start(struct loop *l, void *ctx);
@@ -1006,6 +1098,18 @@ static void shutdown_all(struct sv *sv)
 {
 	int64_t deadline = clock_now_ms() + STOP_WAIT_MS;
 	size_t i;
+
+	sv->stopping = 1;
+	/* -O stop children still out: bounded by their deadline, finished here */
+	while (sv->stops) {
+		struct sv_stop *st = sv->stops;
+
+		loop_unwatch_child(sv->loop, &st->c);
+		if (child_wait(&st->c, st->deadline.at, 100) == SB_ERR_TIMEOUT)
+			st->timed_out = 1;
+		ssh_master_stop_finish(&st->t, &st->c, st->timed_out);
+		stop_free(st);
+	}
 
 	for (i = sv->nsbx; i-- > 0;)
 		sandbox_drop(sv, i, "supervisor stopping");
