@@ -40,7 +40,7 @@ static SB_MUST_CHECK int spec_error(struct events *ev, const struct jobspec *spe
 
 struct spec_reader {
 	struct buf *input;
-	int sigfd, signo, done, r;
+	int signo, done, r;
 	struct sb_error *e;
 };
 
@@ -90,7 +90,7 @@ static void on_spec_input(struct loop *l, int fd, short revents, void *ctx)
  * that never closes stdin must not hold a process forever. */
 static SB_MUST_CHECK int read_spec(struct loop *loop, struct buf *input, int sigfd, int *signo, struct sb_error *e)
 {
-	struct spec_reader sr = { input, sigfd, 0, 0, 0, e };
+	struct spec_reader sr = { input, 0, 0, 0, e };
 	int64_t deadline = clock_deadline_in(SPEC_READ_TIMEOUT_MS);
 
 	if (loop_watch(loop, STDIN_FILENO, POLLIN, on_spec_input, &sr) != 0 ||

@@ -79,15 +79,10 @@ void events_forward(struct events *ev, const char *line, size_t len)
 {
 	if (ev->broken)
 		return;
-	/* room for the line and its newline first: never a torn line */
-	if (buf_reserve(&ev->q, len + 1) != 0) {
+	/* room for the line and its newline first (the appends then cannot
+	 * fail): never a torn line */
+	if (buf_reserve(&ev->q, len + 1) != 0 || buf_append(&ev->q, line, len) != 0 || buf_putc(&ev->q, '\n') != 0)
 		log_error("out of memory: a line of %zu bytes from the sandbox was dropped", len);
-		return;
-	}
-	memcpy(ev->q.data + ev->q.len, line, len);
-	ev->q.len += len;
-	ev->q.data[ev->q.len++] = '\n';
-	ev->q.data[ev->q.len] = '\0';
 }
 
 void events_flush(struct events *ev, int block)

@@ -179,6 +179,15 @@ out:
 	buf_release(&cmd);
 }
 
+/* A master that did not answer within its deadline: its socket is useless
+ * to everyone; the master itself is killed when we recorded it. */
+static void drop_wedged_master(const struct ssh_target *t)
+{
+	log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
+	kill_wedged_master(t);
+	(void)unlink(t->control_path);
+}
+
 int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e)
 {
 	int r, code;
@@ -189,9 +198,7 @@ int ssh_master_check(const struct ssh_target *t, int *alive, struct sb_error *e)
 	r = control_op(t, "-Ocheck", NULL, &code, e);
 	if (r == SB_ERR_TIMEOUT) {
 		/* a wedged master: its socket is useless to everyone */
-		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
-		kill_wedged_master(t);
-		(void)unlink(t->control_path);
+		drop_wedged_master(t);
 		return 0;
 	}
 	if (r)
@@ -321,9 +328,7 @@ int ssh_master_stop(const struct ssh_target *t, struct sb_error *e)
 		return 0;
 	r = control_op(t, "-Ostop", NULL, &code, e);
 	if (r == SB_ERR_TIMEOUT) {
-		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
-		kill_wedged_master(t);
-		(void)unlink(t->control_path);
+		drop_wedged_master(t);
 		return 0;
 	}
 	return r;
@@ -419,17 +424,23 @@ static SB_MUST_CHECK int start_argv(struct strvec *argv, struct child *c, int ca
 	return r;
 }
 
-int ssh_master_check_start(const struct ssh_target *t, struct child *c, struct sb_error *e)
+/* `ssh -O <op>` started on c; 1 when there is no socket to ask. */
+static SB_MUST_CHECK int control_start(const struct ssh_target *t, const char *op, struct child *c, struct sb_error *e)
 {
 	struct strvec argv = STRVEC_INIT;
 
 	if (access(t->control_path, F_OK) != 0)
 		return 1;
-	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ocheck") || ssh_argv_finish(&argv, t, NULL)) {
+	if (ssh_argv_start(&argv, t) || strvec_push(&argv, op) || ssh_argv_finish(&argv, t, NULL)) {
 		strvec_clear(&argv);
 		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
 	}
 	return start_argv(&argv, c, 0, e);
+}
+
+int ssh_master_check_start(const struct ssh_target *t, struct child *c, struct sb_error *e)
+{
+	return control_start(t, "-Ocheck", c, e);
 }
 
 int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int timed_out, int *alive,
@@ -438,9 +449,7 @@ int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int tim
 	(void)e;
 	*alive = 0;
 	if (timed_out) {
-		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
-		kill_wedged_master(t);
-		(void)unlink(t->control_path);
+		drop_wedged_master(t);
 		return 0;
 	}
 	*alive = child_exit_code(c) == 0;
@@ -449,24 +458,14 @@ int ssh_master_check_finish(const struct ssh_target *t, struct child *c, int tim
 
 int ssh_master_stop_start(const struct ssh_target *t, struct child *c, struct sb_error *e)
 {
-	struct strvec argv = STRVEC_INIT;
-
-	if (access(t->control_path, F_OK) != 0)
-		return 1;
-	if (ssh_argv_start(&argv, t) || strvec_push(&argv, "-Ostop") || ssh_argv_finish(&argv, t, NULL)) {
-		strvec_clear(&argv);
-		return sb_error_set(e, SB_ERR_NOMEM, "out of memory");
-	}
-	return start_argv(&argv, c, 0, e);
+	return control_start(t, "-Ostop", c, e);
 }
 
 void ssh_master_stop_finish(const struct ssh_target *t, struct child *c, int timed_out)
 {
 	(void)c;   /* its status says nothing more: the socket is gone either way */
 	if (timed_out) {
-		log_warn("ControlMaster for '%s' does not answer; removing its socket", t->alias);
-		kill_wedged_master(t);
-		(void)unlink(t->control_path);
+		drop_wedged_master(t);
 	}
 }
 
