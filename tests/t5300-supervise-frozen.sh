@@ -83,8 +83,10 @@ test_expect_success 'a sandbox frozen after its master is up: the other 19 keep 
 	freeze $FROZEN &&
 	touch frozen-at &&
 	fresh_after frozen-at 19 2 12 &&
-	test_wait_for "grep -q \"sandbox .$(tb_sbx_var $FROZEN HOST). of account .acme.: unhealthy\" sv.log" 25 &&
-	test -n "$(health_reason $FROZEN)"
+	# the mark lives one backoff (about a second at first) and is
+	# published once: watch Redis for it, then the log
+	test_wait_for "test -n \"\$(health_reason $FROZEN)\"" 25 &&
+	test_wait_for "grep -q \"sandbox .$(tb_sbx_var $FROZEN HOST). of account .acme.: unhealthy\" sv.log" 5
 '
 
 test_expect_success 'while it is frozen, a registry change is reconciled within 2 s' '
